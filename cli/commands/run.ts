@@ -1,0 +1,52 @@
+/** `mergeflow run CONFIG`: validate the config here, start the merge workflow, optionally wait for it. */
+import { Command } from 'commander';
+import { loadConfig } from '../../core/config/load';
+import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
+import { connectClient } from '../client';
+import { follow } from '../follow';
+import { printJson, resultLines } from '../format';
+import { newRunId } from '../run_id';
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('start a merge from a YAML config (validated before anything starts)')
+    .argument('<config>', 'merge config file (YAML)')
+    .option('-s, --set <path=value>', 'override a config field, e.g. parameters.scaling=0.4 (repeatable)', collect, [])
+    .option('-w, --wait', 'follow the run until it ends and print the result')
+    .option('--json', 'print one JSON object (run id, status, output, sha256, timings)')
+    .option('--id <workflowId>', 'use this run id instead of a generated one (starting an id that exists reuses it)')
+    .option('--heartbeat-timeout <seconds>', 'seconds without a heartbeat before a shard is retried on another worker', Number, 60)
+    .action(async (file: string, opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number }) => {
+      const config = loadConfig(file, opts.set);
+      const { client, target } = await connectClient();
+      const runId = opts.id ?? newRunId(config.name ?? config.method);
+      const input: MergeRunInput = { config, heartbeatTimeoutSeconds: opts.heartbeatTimeout };
+      const handle = await client.workflow.start('dataFreeMerge', {
+        taskQueue: target.taskQueue,
+        workflowId: runId,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+      if (!opts.wait) {
+        if (opts.json) printJson({ runId, status: 'running', output: config.output });
+        else console.log(`started ${runId}\n  watch:  mergeflow watch ${runId}\n  result: mergeflow results ${runId}`);
+        return;
+      }
+      const started = Date.now();
+      try {
+        const result = await follow<MergeResult>(handle, { bar: !opts.json && process.stderr.isTTY === true, quiet: opts.json });
+        if (opts.json) printJson({ runId, status: 'completed', output: result.output.uri, sha256: result.output.sha256, bytes: result.output.bytes, manifest: result.manifestUri, timings: result.timings, wallSeconds: (Date.now() - started) / 1000 });
+        else console.log(resultLines(result).join('\n'));
+      } catch (e) {
+        if (opts.json) {
+          const { rootMessage } = await import('../errors');
+          printJson({ runId, status: 'failed', error: rootMessage(e) });
+          process.exitCode = 1;
+          return;
+        }
+        throw e;
+      }
+    });
+}

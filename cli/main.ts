@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/** The `mergeflow` command. */
+import { Command } from 'commander';
+import { applyStackEnv } from '../infra/stack';
+import { VERSION } from '../core/version';
+import { closeClient } from './client';
+import { reportError } from './errors';
+import { demoCommand } from './commands/demo';
+import { runCommand } from './commands/run';
+import { cancelCommand, listCommand, resultsCommand, statusCommand, watchCommand } from './commands/runs';
+import { stackCommand } from './commands/stack';
+import { workerCommand } from './commands/worker';
+import { validateCommand } from './commands/validate';
+
+export function buildProgram(): Command {
+  const program = new Command('mergeflow')
+    .version(VERSION)
+    .description(
+      'Merge fine-tuned checkpoints into one multi-task model as durable Temporal workflows.\n' +
+        'Temporal and S3 come from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and AWS_ENDPOINT_URL_S3 / AWS_REGION / the AWS\n' +
+        "credential chain; when unset, the local stack's settings (.mergeflow/stack.env, from 'mergeflow stack up') are used.",
+    )
+    .showHelpAfterError();
+  for (const c of [
+    runCommand(),
+    validateCommand(),
+    statusCommand(),
+    watchCommand(),
+    listCommand(),
+    resultsCommand(),
+    cancelCommand(),
+    workerCommand(),
+    stackCommand(),
+    demoCommand(),
+  ]) {
+    program.addCommand(c);
+  }
+  program.exitOverride((err) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(2);
+  });
+  return program;
+}
+
+async function main(): Promise<void> {
+  applyStackEnv();
+  await buildProgram().parseAsync(process.argv);
+  await closeClient();
+}
+
+if (require.main === module) {
+  main().catch(reportError);
+}

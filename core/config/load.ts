@@ -1,0 +1,78 @@
+/** Read a YAML config, apply --set overrides, validate. Errors list each problem as `path: what was expected`. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { normalizeUri } from '../store/uri';
+import { dataFreeMethod } from '../merge/registry';
+import { MergeConfig, mergeConfigSchema } from './schema';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: invalid config\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Parse `a.b.c=value`; the value is read as YAML (numbers, booleans, lists) and falls back to a string. */
+export function applySet(doc: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new ConfigError('--set', [`'${assignment}': expected path=value, e.g. parameters.scaling=0.4`]);
+  const keys = assignment.slice(0, eq).split('.');
+  const raw = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = parseYaml(raw);
+  } catch {
+    value = raw;
+  }
+  let cur: Record<string, unknown> = doc;
+  for (let i = 0; i < keys.length - 1; i++) {
+    const k = keys[i];
+    const next = cur[k];
+    if (next === undefined || next === null) cur[k] = /^\d+$/.test(keys[i + 1]) ? [] : {};
+    else if (typeof next !== 'object') throw new ConfigError('--set', [`${keys.slice(0, i + 1).join('.')}: is not an object`]);
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]] = value;
+}
+
+function formatIssue(i: z.core.$ZodIssue): string {
+  const p = i.path.length ? i.path.join('.') : '(top level)';
+  return `${p}: ${i.message}`;
+}
+
+/** Validate a parsed document; paths in it are resolved against `cwd`. */
+export function validateConfig(doc: unknown, source: string, cwd = process.cwd()): MergeConfig {
+  const r = mergeConfigSchema.safeParse(doc);
+  if (!r.success) throw new ConfigError(source, r.error.issues.map(formatIssue));
+  const cfg = r.data;
+  cfg.parameters = dataFreeMethod(cfg.method).params.parse(cfg.parameters) as Record<string, unknown>;
+  cfg.base = normalizeUri(cfg.base, cwd);
+  cfg.output = normalizeUri(cfg.output, cwd);
+  cfg.models = cfg.models.map((m) => ({ ...m, checkpoint: normalizeUri(m.checkpoint, cwd) }));
+  return cfg;
+}
+
+export function loadConfig(file: string, sets: readonly string[] = []): MergeConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, [`cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(file, [`not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new ConfigError(file, ['(top level): expected a mapping with method, base, models, output']);
+  }
+  for (const s of sets) applySet(doc as Record<string, unknown>, s);
+  return validateConfig(doc, file, path.dirname(path.resolve(file)));
+}

@@ -1,0 +1,160 @@
+/**
+ * Planning a data-free merge: read every header (never tensor data), check that the models agree with the
+ * base, and split the tensor list into contiguous shards of similar size. The plan is a small plain object:
+ * it travels in Temporal payloads, so it holds URIs and counts, never tensors or tensor lists.
+ */
+import { MergeConfig } from '../config/schema';
+import { Checkpoint, DType, isFloatDType, numel, TensorInfo } from '../safetensors';
+import { basenameUri, dirnameUri, joinUri } from '../store/uri';
+import { dataFreeMethod } from '../merge/registry';
+import { GlobalPass } from '../merge/method';
+
+export class InputMismatchError extends Error {
+  override name = 'InputMismatchError';
+}
+
+export interface ShardPlan {
+  index: number;
+  /** Index of the first tensor (in base order) and how many tensors. */
+  first: number;
+  count: number;
+  elements: number;
+}
+
+export interface InputRef {
+  name: string;
+  uri: string;
+  bytes: number;
+}
+
+export interface MergePlan {
+  runId: string;
+  method: string;
+  params: Record<string, unknown>;
+  /** Whole-model passes the method needs before merging. */
+  passes: GlobalPass[];
+  base: InputRef;
+  models: InputRef[];
+  /** Where the merged safetensors object goes, and where its manifest goes. */
+  outputFile: string;
+  manifestUri: string;
+  /** Set when the output is a Hugging Face folder: files copied from the base folder beside the weights. */
+  outputFolder?: string;
+  copyFromBase: string[];
+  workPrefix: string;
+  dtype: 'base' | DType;
+  tensorCount: number;
+  mergedElements: number;
+  outputBytes: number;
+  shards: ShardPlan[];
+  warnings: string[];
+}
+
+const SIDE_FILES = ['config.json', 'preprocessor_config.json'];
+
+export function outputLocation(output: string): { file: string; manifest: string; folder?: string } {
+  if (output.endsWith('.safetensors')) return { file: output, manifest: output.replace(/\.safetensors$/, '.manifest.json') };
+  return { file: joinUri(output, 'model.safetensors'), manifest: joinUri(output, 'mergeflow.manifest.json'), folder: output };
+}
+
+export function outputDType(t: TensorInfo, dtype: 'base' | DType): DType {
+  return dtype === 'base' || !isFloatDType(t.dtype) ? t.dtype : dtype;
+}
+
+/** Check the models against the base; throws InputMismatchError naming the model and tensor. */
+export function checkCompatible(base: Checkpoint, models: { name: string; ck: Checkpoint }[]): string[] {
+  const warnings: string[] = [];
+  for (const { name, ck } of models) {
+    for (const t of base.tensors) {
+      if (!ck.has(t.name)) {
+        throw new InputMismatchError(`model '${name}' (${ck.uri}) has no tensor '${t.name}' that the base has; all models must share the base architecture`);
+      }
+      const m = ck.info(t.name);
+      if (m.shape.join(',') !== t.shape.join(',')) {
+        throw new InputMismatchError(
+          `model '${name}' tensor '${t.name}' has shape [${m.shape}] but the base has [${t.shape}]; the models do not share an architecture`,
+        );
+      }
+      if (isFloatDType(t.dtype) !== isFloatDType(m.dtype)) {
+        throw new InputMismatchError(`model '${name}' tensor '${t.name}' is ${m.dtype} but the base is ${t.dtype}; float and integer tensors cannot be mixed`);
+      }
+      if (!isFloatDType(t.dtype) && m.dtype !== t.dtype) {
+        throw new InputMismatchError(`model '${name}' tensor '${t.name}' is ${m.dtype} but the base is ${t.dtype}`);
+      }
+    }
+    const extra = ck.tensors.filter((t) => !base.has(t.name)).length;
+    if (extra) warnings.push(`model '${name}' has ${extra} tensors the base lacks; they are ignored`);
+  }
+  return warnings;
+}
+
+/** Contiguous tensor ranges of similar element counts (fewer shards than asked when tensors are few or large). */
+export function splitShards(tensors: readonly TensorInfo[], shards: number): ShardPlan[] {
+  const sizes = tensors.map((t) => numel(t.shape));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const want = Math.max(1, Math.min(shards, tensors.length));
+  const cuts: number[] = [];
+  let acc = 0;
+  let next = 1;
+  for (let i = 0; i < tensors.length - 1 && next < want; i++) {
+    acc += sizes[i];
+    if (acc >= (total * next) / want) {
+      cuts.push(i + 1);
+      while (next < want && acc >= (total * next) / want) next++;
+    }
+  }
+  cuts.push(tensors.length);
+  const out: ShardPlan[] = [];
+  let first = 0;
+  for (const end of cuts) {
+    let elements = 0;
+    for (let i = first; i < end; i++) elements += sizes[i];
+    out.push({ index: out.length, first, count: end - first, elements });
+    first = end;
+  }
+  return out;
+}
+
+export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergePlan> {
+  const base = await Checkpoint.open(cfg.base);
+  const models = await Promise.all(cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(m.checkpoint) })));
+  const warnings = checkCompatible(base, models);
+  const loc = outputLocation(cfg.output);
+  const dtype = cfg.dtype as 'base' | DType;
+  let mergedElements = 0;
+  let outputBytes = 0;
+  for (const t of base.tensors) {
+    const n = numel(t.shape);
+    if (isFloatDType(t.dtype)) mergedElements += n;
+    outputBytes += n * ({ F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const)[outputDType(t, dtype)];
+  }
+  return {
+    runId,
+    method: cfg.method,
+    params: cfg.parameters,
+    passes: [...dataFreeMethod(cfg.method).globalPasses],
+    base: { name: 'base', uri: base.uri, bytes: base.size },
+    models: models.map(({ name, ck }) => ({ name, uri: ck.uri, bytes: ck.size })),
+    outputFile: loc.file,
+    manifestUri: loc.manifest,
+    outputFolder: loc.folder,
+    copyFromBase: loc.folder && base.folder ? SIDE_FILES.map((f) => joinUri(base.folder!, f)) : [],
+    workPrefix: joinUri(dirnameUri(loc.file), '.mergeflow-work', runId) + '/',
+    dtype,
+    tensorCount: base.tensors.length,
+    mergedElements,
+    outputBytes,
+    shards: splitShards(base.tensors, cfg.shards),
+    warnings,
+  };
+}
+
+export function partUri(plan: MergePlan, shard: number): string {
+  return `${plan.workPrefix}parts/part-${String(shard).padStart(5, '0')}.bin`;
+}
+
+export function histUri(plan: MergePlan, level: 'high' | 'low', shard: number): string {
+  return `${plan.workPrefix}hist/${level}-${String(shard).padStart(5, '0')}.json`;
+}
+
+export { basenameUri };

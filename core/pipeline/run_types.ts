@@ -1,0 +1,40 @@
+/** Shapes shared by the merge workflow, its activities and the CLI (plain JSON: they travel in payloads). */
+import type { Committed } from '../store/types';
+import type { MergeConfig } from '../config/schema';
+
+export type RunPhase = 'planning' | 'hashing' | 'threshold' | 'sign' | 'merging' | 'publishing' | 'completed' | 'failed' | 'cancelled';
+
+export interface MergeProgress {
+  phase: RunPhase;
+  /** Work units (shard passes) done and planned; the bar is done / total. */
+  done: number;
+  total: number;
+  method: string;
+  output: string;
+  error?: string;
+}
+
+export interface MergeRunInput {
+  config: MergeConfig;
+  /** Seconds without a heartbeat before a shard activity is retried elsewhere. */
+  heartbeatTimeoutSeconds?: number;
+}
+
+export interface MergeResult {
+  runId: string;
+  method: string;
+  output: Committed;
+  manifestUri: string;
+  tensorCount: number;
+  mergedElements: number;
+  shards: number;
+  thresholds?: number[];
+  majoritySign?: number;
+  warnings: string[];
+  timings: Record<string, number>;
+}
+
+export const TASK_QUEUE_DEFAULT = 'mergeflow';
+export const PROGRESS_QUERY = 'progress';
+export const STATUS_SEARCH_ATTRIBUTE = 'MergeStatus';
+export const METHOD_SEARCH_ATTRIBUTE = 'MergeMethod';

@@ -1,0 +1,93 @@
+/**
+ * A checkpoint is one .safetensors object or a Hugging Face folder: model.safetensors, or shards listed in
+ * model.safetensors.index.json. Tensors are looked up by name across shards.
+ */
+import { joinUri, NotFoundError, storeFor, dirnameUri } from '../store';
+import { SafetensorsError, TensorInfo } from './header';
+import { SafetensorsFile } from './reader';
+import { toFloat32 } from './dtype';
+
+export const INDEX_NAME = 'model.safetensors.index.json';
+export const SINGLE_NAME = 'model.safetensors';
+
+export class Checkpoint {
+  private readonly where = new Map<string, SafetensorsFile>();
+  private readonly infos: TensorInfo[] = [];
+
+  private constructor(
+    readonly uri: string,
+    readonly files: SafetensorsFile[],
+    /** Folder holding the weights (for config.json and friends), or undefined for a bare file. */
+    readonly folder: string | undefined,
+  ) {
+    for (const f of files) {
+      for (const t of f.tensors) {
+        if (this.where.has(t.name)) throw new SafetensorsError(`${uri}: tensor '${t.name}' appears in two shards`);
+        this.where.set(t.name, f);
+        this.infos.push(t);
+      }
+    }
+  }
+
+  static async open(uri: string): Promise<Checkpoint> {
+    if (uri.endsWith('.safetensors')) return new Checkpoint(uri, [await SafetensorsFile.open(uri)], undefined);
+    if (uri.endsWith('.index.json')) return Checkpoint.openIndex(uri, dirnameUri(uri));
+    const store = storeFor(uri);
+    const index = joinUri(uri, INDEX_NAME);
+    if (await store.stat(index)) return Checkpoint.openIndex(index, uri);
+    const single = joinUri(uri, SINGLE_NAME);
+    if (await store.stat(single)) return new Checkpoint(uri, [await SafetensorsFile.open(single)], uri);
+    throw new NotFoundError(`${uri}: not a checkpoint; expected a .safetensors file or a folder with ${SINGLE_NAME} or ${INDEX_NAME}`);
+  }
+
+  private static async openIndex(indexUri: string, folder: string): Promise<Checkpoint> {
+    let idx: { weight_map?: Record<string, string> };
+    try {
+      idx = JSON.parse(Buffer.from(await storeFor(indexUri).readAll(indexUri)).toString('utf8'));
+    } catch (e) {
+      if (e instanceof NotFoundError) throw e;
+      throw new SafetensorsError(`${indexUri}: not a valid index JSON (${(e as Error).message})`);
+    }
+    if (!idx.weight_map || typeof idx.weight_map !== 'object') {
+      throw new SafetensorsError(`${indexUri}: missing "weight_map"`);
+    }
+    const shardNames = [...new Set(Object.values(idx.weight_map))].sort();
+    const files = await Promise.all(shardNames.map((s) => SafetensorsFile.open(joinUri(folder, s))));
+    const ck = new Checkpoint(folder, files, folder);
+    for (const [name, shard] of Object.entries(idx.weight_map)) {
+      const f = ck.where.get(name);
+      if (!f) throw new SafetensorsError(`${indexUri}: weight_map lists '${name}' in ${shard} but that shard has no such tensor`);
+      if (!f.uri.endsWith('/' + shard)) throw new SafetensorsError(`${indexUri}: '${name}' is mapped to ${shard} but found in ${f.uri}`);
+    }
+    return ck;
+  }
+
+  /** Tensors in a stable order: file by file, data order within a file. */
+  get tensors(): readonly TensorInfo[] {
+    return this.infos;
+  }
+
+  get size(): number {
+    return this.files.reduce((a, f) => a + f.size, 0);
+  }
+
+  has(name: string): boolean {
+    return this.where.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const f = this.where.get(name);
+    if (!f) throw new SafetensorsError(`${this.uri}: no tensor named '${name}'`);
+    return f.info(name);
+  }
+
+  async readBytes(name: string): Promise<Uint8Array> {
+    const f = this.where.get(name);
+    if (!f) throw new SafetensorsError(`${this.uri}: no tensor named '${name}'`);
+    return f.readBytes(name);
+  }
+
+  async readFloat32(name: string): Promise<Float32Array> {
+    return toFloat32(await this.readBytes(name), this.info(name).dtype);
+  }
+}

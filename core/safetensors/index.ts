@@ -1,0 +1,5 @@
+export * from './dtype';
+export * from './header';
+export * from './reader';
+export * from './writer';
+export * from './checkpoint';

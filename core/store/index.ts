@@ -1,0 +1,40 @@
+/** Pick the store for a URI. Stores are created once per process. */
+import { createHash } from 'node:crypto';
+import { FileStore } from './file';
+import { S3Store } from './s3';
+import { Committed, Store } from './types';
+import { normalizeUri } from './uri';
+
+export * from './types';
+export * from './uri';
+
+let fileStore: FileStore | undefined;
+let s3Store: S3Store | undefined;
+
+export function storeFor(uri: string): Store {
+  if (uri.startsWith('s3://')) return (s3Store ??= new S3Store());
+  if (uri.startsWith('file://')) return (fileStore ??= new FileStore());
+  throw new Error(`no store for '${uri}': use file://, s3:// or a plain path`);
+}
+
+/** Write a whole object atomically. */
+export async function putObject(uri: string, bytes: Uint8Array): Promise<Committed> {
+  const w = await storeFor(uri).writer(uri);
+  try {
+    await w.write(bytes);
+    return await w.commit();
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+}
+
+/** sha256 of a whole object, streamed in 16 MiB ranges. */
+export async function sha256Of(uri: string, size: number, chunk = 16 * 1024 * 1024): Promise<string> {
+  const store = storeFor(uri);
+  const h = createHash('sha256');
+  for (let off = 0; off < size; off += chunk) h.update(await store.read(uri, off, Math.min(chunk, size - off)));
+  return h.digest('hex');
+}
+
+export { normalizeUri };

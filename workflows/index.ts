@@ -1,0 +1,1 @@
+export { dataFreeMerge, progressQuery } from './data_free_merge';
