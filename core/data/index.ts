@@ -1,0 +1,4 @@
+export * from './dataset';
+export * from './rng';
+export * from './sources';
+export * from './tasks';
