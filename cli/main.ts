@@ -43,6 +43,8 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
+  // mergeflow pins its AWS SDK; the SDK's notice about future Node versions is not actionable per command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   applyStackEnv();
   await buildProgram().parseAsync(process.argv);
   await closeClient();

@@ -4,7 +4,7 @@
  */
 import { rngFor, normalish } from './data/rng';
 import { DType, fromFloat32, writeTensors } from './safetensors';
-import { joinUri } from './store/uri';
+import { joinUri, normalizeUri } from './store/uri';
 
 export interface SyntheticOptions {
   seed?: number;
@@ -49,6 +49,7 @@ export async function writeSyntheticCheckpoints(
   prefix: string,
   opts: SyntheticOptions = {},
 ): Promise<{ base: string; models: { name: string; checkpoint: string }[] }> {
+  prefix = normalizeUri(prefix);
   const o = { seed: 0, models: 3, dim: 64, layers: 4, dtype: 'F32' as DType, ...opts };
   const specs = syntheticSpecs(o);
   const baseValues = specs.map((s) => {

@@ -13,7 +13,7 @@ let s3Store: S3Store | undefined;
 
 export function storeFor(uri: string): Store {
   if (uri.startsWith('s3://')) return (s3Store ??= new S3Store());
-  if (uri.startsWith('file://')) return (fileStore ??= new FileStore());
+  if (uri.startsWith('file://') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) return (fileStore ??= new FileStore());
   throw new Error(`no store for '${uri}': use file://, s3:// or a plain path`);
 }
 

@@ -11,8 +11,9 @@ export function normalizeUri(uriOrPath: string, cwd = process.cwd()): string {
   return pathToFileURL(path.resolve(cwd, uriOrPath)).href;
 }
 
+/** Local path of a file:// URI (a plain path is returned as it is). */
 export function filePath(uri: string): string {
-  return fileURLToPath(uri);
+  return uri.startsWith('file://') ? fileURLToPath(uri) : path.resolve(uri);
 }
 
 export function parseS3(uri: string): { bucket: string; key: string } {
