@@ -10,7 +10,12 @@ export function createMergeActivities() {
   return {
     async planMerge(config: MergeConfig, runId: string): Promise<pipeline.MergePlan> {
       const plan = await pipeline.planMerge(config, runId);
-      log.info('planned merge', { runId, tensors: plan.tensorCount, shards: plan.shards.length, bytes: plan.outputBytes });
+      log.info('planned merge', {
+        runId,
+        tensors: plan.tensorCount,
+        shards: plan.shards.length,
+        bytes: plan.outputBytes,
+      });
       return plan;
     },
 
@@ -18,7 +23,12 @@ export function createMergeActivities() {
       return pipeline.hashCheckpoint(uri);
     },
 
-    async histogramShard(plan: pipeline.MergePlan, shard: number, level: 'high' | 'low', highs?: number[]): Promise<string> {
+    async histogramShard(
+      plan: pipeline.MergePlan,
+      shard: number,
+      level: 'high' | 'low',
+      highs?: number[],
+    ): Promise<string> {
       return pipeline.histogramShard(plan, shard, level, highs, heartbeatProgress(`histogram-${level}`));
     },
 

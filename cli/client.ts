@@ -9,10 +9,15 @@ export async function connectClient(): Promise<{ client: Client; target: Tempora
   const target = temporalTarget();
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey, connectTimeout: '5s' });
+    connection = await Connection.connect({
+      address: target.address,
+      tls: target.tls,
+      apiKey: target.apiKey,
+      connectTimeout: '5s',
+    });
     await connection.workflowService.getSystemInfo({});
   } catch (e) {
-    throw new Error(temporalDownMessage(target, e));
+    throw new Error(temporalDownMessage(target, e), { cause: e });
   }
   cached = { client: new Client({ connection, namespace: target.namespace }), target };
   return cached;

@@ -22,7 +22,10 @@ export async function follow<T>(handle: WorkflowHandle, opts: { bar: boolean; qu
     () => (closed = true),
   );
   const bar = opts.bar
-    ? new SingleBar({ format: ' {phase} |{bar}| {value}/{total} units | {duration_formatted}', hideCursor: true }, Presets.shades_classic)
+    ? new SingleBar(
+        { format: ' {phase} |{bar}| {value}/{total} units | {duration_formatted}', hideCursor: true },
+        Presets.shades_classic,
+      )
     : undefined;
   let started = false;
   let lastPhase = '';

@@ -70,7 +70,13 @@ export async function writeSyntheticCheckpoints(
       specs.map((s, j) => {
         const rng = rngFor(o.seed, 'task', k, s.name);
         // A task vector touching ~half the entries, of varied magnitude: gives TIES something to trim.
-        return { ...s, data: tensorBytes(s, (i) => baseValues[j][i] + (rng() < 0.5 ? 0.01 * normalish(rng) : 0.001 * normalish(rng))) };
+        return {
+          ...s,
+          data: tensorBytes(
+            s,
+            (i) => baseValues[j][i] + (rng() < 0.5 ? 0.01 * normalish(rng) : 0.001 * normalish(rng)),
+          ),
+        };
       }),
     );
     models.push({ name: `task${k}`, checkpoint: uri });

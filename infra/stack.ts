@@ -826,8 +826,8 @@ async function withStackLock<T>(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    let holder = NaN;
-    let ageMs = 0;
+    let holder: number;
+    let ageMs: number;
     try {
       holder = Number(fs.readFileSync(lock, 'utf8').trim());
       ageMs = Date.now() - fs.statSync(lock).mtimeMs;

@@ -18,7 +18,7 @@ interface Family {
 /** Deterministic small values, with many exact magnitude ties (multiples of 1/64). */
 function values(n: number, seed: number, tiesOnly: boolean): Float32Array {
   let s = seed >>> 0;
-  const next = (): number => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const next = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => (tiesOnly ? Math.round((next() - 0.5) * 16) / 64 : next() - 0.5));
 }
 
@@ -26,10 +26,18 @@ async function family(label: string, K: number, tiesOnly = false, dtype: DType =
   const dir = tmpDir(label);
   const shapes: Record<string, number[]> = { 'a.weight': [7, 5], 'a.bias': [5], 'b.weight': [3, 11] };
   const base: Record<string, Float32Array> = {};
-  for (const [i, [n, s]] of Object.entries(shapes).entries()) base[n] = values(s.reduce((x, y) => x * y, 1), 100 + i, tiesOnly);
+  for (const [i, [n, s]] of Object.entries(shapes).entries())
+    base[n] = values(
+      s.reduce((x, y) => x * y, 1),
+      100 + i,
+      tiesOnly,
+    );
   const models: Record<string, Float32Array>[] = [];
   const write = (file: string, t: Record<string, Float32Array>) =>
-    writeTensors(fileUri(path.join(dir, file)), Object.keys(shapes).map((n) => ({ name: n, dtype, shape: shapes[n], data: fromFloat32(t[n], dtype) })));
+    writeTensors(
+      fileUri(path.join(dir, file)),
+      Object.keys(shapes).map((n) => ({ name: n, dtype, shape: shapes[n], data: fromFloat32(t[n], dtype) })),
+    );
   await write('base.safetensors', base);
   for (let k = 0; k < K; k++) {
     const m: Record<string, Float32Array> = {};
@@ -75,8 +83,18 @@ test('weight averaging and Task Arithmetic match the plain formulas', async () =
   for (const n of Object.keys(f.shapes)) {
     const b = f.base[n];
     const sum = b.map((_, i) => f.models.reduce((a, m) => a + (m[n][i] - b[i]), 0));
-    close(avg.got[n], b.map((x, i) => x + sum[i] / 3), 1e-6, `avg ${n}`);
-    close(ta.got[n], b.map((x, i) => x + 0.4 * sum[i]), 1e-6, `ta ${n}`);
+    close(
+      avg.got[n],
+      b.map((x, i) => x + sum[i] / 3),
+      1e-6,
+      `avg ${n}`,
+    );
+    close(
+      ta.got[n],
+      b.map((x, i) => x + 0.4 * sum[i]),
+      1e-6,
+      `ta ${n}`,
+    );
   }
 });
 
@@ -148,7 +166,13 @@ test('mixed dtypes are merged in F32 and written in the base dtype unless the co
   const ck = await Checkpoint.open(r.output.uri);
   assert.equal(ck.info('a.weight').dtype, 'BF16');
   const cfg = validateConfig(
-    { method: 'task_arithmetic', base: path.join(f.dir, 'base.safetensors'), models: [{ name: 'x', checkpoint: path.join(f.dir, 'm0.safetensors') }], output: path.join(f.dir, 'f32.safetensors'), dtype: 'F32' },
+    {
+      method: 'task_arithmetic',
+      base: path.join(f.dir, 'base.safetensors'),
+      models: [{ name: 'x', checkpoint: path.join(f.dir, 'm0.safetensors') }],
+      output: path.join(f.dir, 'f32.safetensors'),
+      dtype: 'F32',
+    },
     'test',
   );
   const r2 = await runLocalMerge(cfg);

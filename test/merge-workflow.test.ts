@@ -25,8 +25,18 @@ test('the same TIES merge from S3 and from files gives byte-identical outputs, w
   const local = await writeSyntheticCheckpoints(path.join(dir, 'in'), { seed: 3, models: 3, dim: 48, layers: 3 });
   const remote = await writeSyntheticCheckpoints(`${s3}/in`, { seed: 3, models: 3, dim: 48, layers: 3 });
   const cfgFile = (name: string, ck: typeof local, output: string) =>
-    writeYaml(path.join(dir, name), { method: 'ties', base: ck.base, models: ck.models, parameters: { scaling: 0.3, keep: 0.2 }, output, shards: 3 });
-  const a = await runCli(['run', cfgFile('file.yaml', local, path.join(dir, 'out', 'ties.safetensors')), '--wait', '--json'], env);
+    writeYaml(path.join(dir, name), {
+      method: 'ties',
+      base: ck.base,
+      models: ck.models,
+      parameters: { scaling: 0.3, keep: 0.2 },
+      output,
+      shards: 3,
+    });
+  const a = await runCli(
+    ['run', cfgFile('file.yaml', local, path.join(dir, 'out', 'ties.safetensors')), '--wait', '--json'],
+    env,
+  );
   assert.equal(a.code, 0, a.stderr);
   const b = await runCli(['run', cfgFile('s3.yaml', remote, `${s3}/out/ties.safetensors`), '--wait', '--json'], env);
   assert.equal(b.code, 0, b.stderr);
@@ -64,8 +74,16 @@ test('--set overrides a field, and a Hugging Face folder output keeps config.jso
   fs.mkdirSync(path.join(dir, 'base'));
   fs.renameSync(new URL(ck.base).pathname, path.join(dir, 'base', 'model.safetensors'));
   fs.writeFileSync(path.join(dir, 'base', 'config.json'), '{"model_type":"demo"}');
-  const cfg = writeYaml(path.join(dir, 'c.yaml'), { method: 'task_arithmetic', base: path.join(dir, 'base'), models: ck.models, output: path.join(dir, 'merged') });
-  const r = await runCli(['run', cfg, '--set', 'parameters.scaling=0.5', '--set', 'name=settest', '--wait', '--json'], env);
+  const cfg = writeYaml(path.join(dir, 'c.yaml'), {
+    method: 'task_arithmetic',
+    base: path.join(dir, 'base'),
+    models: ck.models,
+    output: path.join(dir, 'merged'),
+  });
+  const r = await runCli(
+    ['run', cfg, '--set', 'parameters.scaling=0.5', '--set', 'name=settest', '--wait', '--json'],
+    env,
+  );
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.match(out.runId, /^merge-settest-/);

@@ -37,7 +37,12 @@ test('round trip of every dtype through a file', async () => {
   const dir = tmpDir('st');
   const uri = fileUri(path.join(dir, 'all.safetensors'));
   const values = [0, 1, -2.5, 3.140625, 65504, -0.000061035156];
-  const tensors = (['F32', 'F16', 'BF16', 'F64'] as DType[]).map((d) => ({ name: d.toLowerCase(), dtype: d, shape: [2, 3], data: bytesOf(d, values) }));
+  const tensors = (['F32', 'F16', 'BF16', 'F64'] as DType[]).map((d) => ({
+    name: d.toLowerCase(),
+    dtype: d,
+    shape: [2, 3],
+    data: bytesOf(d, values),
+  }));
   tensors.push({ name: 'i64', dtype: 'I64', shape: [3], data: bytesOf('I64', [-(2 ** 40), 0, 7]) });
   tensors.push({ name: 'i32', dtype: 'I32', shape: [3], data: bytesOf('I32', [-5, 0, 2 ** 30]) });
   tensors.push({ name: 'u8', dtype: 'U8', shape: [4], data: bytesOf('U8', [0, 1, 128, 255]) });
@@ -51,7 +56,12 @@ test('round trip of every dtype through a file', async () => {
   }
   for (const d of ['F32', 'F16', 'BF16', 'F64']) {
     const got = Array.from(await f.readFloat32(d.toLowerCase()));
-    const want = d === 'BF16' ? values.map((v) => bf16ToFloat(floatToBf16(v))) : d === 'F16' ? values.map((v) => halfToFloat(floatToHalf(v))) : values.map(Math.fround);
+    const want =
+      d === 'BF16'
+        ? values.map((v) => bf16ToFloat(floatToBf16(v)))
+        : d === 'F16'
+          ? values.map((v) => halfToFloat(floatToHalf(v)))
+          : values.map(Math.fround);
     assert.deepEqual(got, want, d);
   }
   // header is 8-byte aligned, as the reference writer does
@@ -71,8 +81,18 @@ test('half and bfloat16 conversions round to nearest even', () => {
 
 test('reads a file written by the Python safetensors package', async () => {
   const f = await SafetensorsFile.open(fileUri(path.join(FIX, 'python_written.safetensors')));
-  const want = JSON.parse(fs.readFileSync(path.join(FIX, 'python_written.json'), 'utf8')) as Record<string, { dtype: string; shape: number[]; values: number[] }>;
-  const map: Record<string, DType> = { float32: 'F32', float16: 'F16', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8' };
+  const want = JSON.parse(fs.readFileSync(path.join(FIX, 'python_written.json'), 'utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; values: number[] }
+  >;
+  const map: Record<string, DType> = {
+    float32: 'F32',
+    float16: 'F16',
+    float64: 'F64',
+    int64: 'I64',
+    int32: 'I32',
+    uint8: 'U8',
+  };
   for (const [name, w] of Object.entries(want)) {
     const info = f.info(name);
     assert.equal(info.dtype, map[w.dtype], name);
@@ -111,7 +131,11 @@ test('files written by mergeflow load in the Python safetensors package', async 
       e: { dtype: 'int32', shape: [0], values: [] },
     }),
   );
-  const py = execFileSync('python3', [path.join(REPO, 'scripts', 'golden', 'safetensors_golden.py'), 'check', out, json], { encoding: 'utf8' });
+  const py = execFileSync(
+    'python3',
+    [path.join(REPO, 'scripts', 'golden', 'safetensors_golden.py'), 'check', out, json],
+    { encoding: 'utf8' },
+  );
   assert.match(py, /^ok 5/);
 });
 
@@ -119,14 +143,26 @@ test('sharded Hugging Face checkpoints are read through the index', async () => 
   const dir = tmpDir('shard');
   const one = Float32Array.from([1, 2, 3]);
   const two = Float32Array.from([4, 5]);
-  await writeTensors(fileUri(path.join(dir, 'model-00001-of-00002.safetensors')), [{ name: 'x', dtype: 'F32', shape: [3], data: fromFloat32(one, 'F32') }]);
-  await writeTensors(fileUri(path.join(dir, 'model-00002-of-00002.safetensors')), [{ name: 'y', dtype: 'BF16', shape: [2], data: fromFloat32(two, 'BF16') }]);
+  await writeTensors(fileUri(path.join(dir, 'model-00001-of-00002.safetensors')), [
+    { name: 'x', dtype: 'F32', shape: [3], data: fromFloat32(one, 'F32') },
+  ]);
+  await writeTensors(fileUri(path.join(dir, 'model-00002-of-00002.safetensors')), [
+    { name: 'y', dtype: 'BF16', shape: [2], data: fromFloat32(two, 'BF16') },
+  ]);
   await putObject(
     fileUri(path.join(dir, 'model.safetensors.index.json')),
-    Buffer.from(JSON.stringify({ metadata: {}, weight_map: { x: 'model-00001-of-00002.safetensors', y: 'model-00002-of-00002.safetensors' } })),
+    Buffer.from(
+      JSON.stringify({
+        metadata: {},
+        weight_map: { x: 'model-00001-of-00002.safetensors', y: 'model-00002-of-00002.safetensors' },
+      }),
+    ),
   );
   const ck = await Checkpoint.open(fileUri(dir));
-  assert.deepEqual(ck.tensors.map((t) => t.name), ['x', 'y']);
+  assert.deepEqual(
+    ck.tensors.map((t) => t.name),
+    ['x', 'y'],
+  );
   assert.deepEqual(Array.from(await ck.readFloat32('y')), [4, 5]);
   assert.equal(ck.files.length, 2);
 });
@@ -143,7 +179,10 @@ async function corrupt(label: string, mutate: (b: Buffer) => Buffer): Promise<st
   return uri;
 }
 
-function setHeader(b: Buffer, edit: (h: Record<string, { data_offsets: number[]; shape: number[]; dtype: string }>) => void): Buffer {
+function setHeader(
+  b: Buffer,
+  edit: (h: Record<string, { data_offsets: number[]; shape: number[]; dtype: string }>) => void,
+): Buffer {
   const n = Number(b.readBigUInt64LE(0));
   const h = JSON.parse(b.subarray(8, 8 + n).toString());
   edit(h);
@@ -154,11 +193,17 @@ function setHeader(b: Buffer, edit: (h: Record<string, { data_offsets: number[];
 
 test('corrupt files give clear errors naming the file and tensor', async () => {
   const truncated = await corrupt('trunc', (b) => b.subarray(0, b.length - 10));
-  await assert.rejects(SafetensorsFile.open(truncated), /m\.safetensors: tensor '\w' ends at data byte \d+ but the data section holds \d+ bytes; the file is truncated/);
+  await assert.rejects(
+    SafetensorsFile.open(truncated),
+    /m\.safetensors: tensor '\w' ends at data byte \d+ but the data section holds \d+ bytes; the file is truncated/,
+  );
   const tiny = await corrupt('tiny', (b) => b.subarray(0, 5));
   await assert.rejects(SafetensorsFile.open(tiny), /too short to be safetensors/);
   const lying = await corrupt('lie', (b) => setHeader(b, (h) => (h.w.data_offsets = [0, 60])));
-  await assert.rejects(SafetensorsFile.open(lying), /tensor 'w': shape \[4, 4\] x F32 needs 64 bytes but data_offsets span 60/);
+  await assert.rejects(
+    SafetensorsFile.open(lying),
+    /tensor 'w': shape \[4, 4\] x F32 needs 64 bytes but data_offsets span 60/,
+  );
   const overlap = await corrupt('overlap', (b) => setHeader(b, (h) => (h.b.data_offsets = [48, 64])));
   await assert.rejects(SafetensorsFile.open(overlap), /tensor '\w' bytes \[\d+, \d+\) overlap the previous tensor/);
   const badDtype = await corrupt('dtype', (b) => setHeader(b, (h) => (h.w.dtype = 'Q4')));

@@ -119,42 +119,38 @@ after(async () => {
   fs.rmSync(home, { recursive: true, force: true });
 });
 
-test(
-  'up starts both services and writes stack.env',
-  { timeout: haveBinaries ? 120_000 : 30 * 60_000 },
-  async () => {
-    const t0 = Date.now();
-    // Two at once (as parallel test files would): one starts the services, the other waits and reuses them.
-    const [st, twin] = await Promise.all([stackUp(opts), stackUp({ ...opts, quiet: true })]);
-    console.log(`# stack up (cold start, two concurrent calls) took ${Date.now() - t0} ms`);
-    assert.equal(twin.services.temporal.pid, st.services.temporal.pid);
-    assert.equal(twin.services.s3.pid, st.services.s3.pid);
-    assert.equal(st.services.temporal.state, 'running');
-    assert.equal(st.services.s3.state, 'running');
-    assert.ok(st.services.temporal.pid && alive(st.services.temporal.pid));
-    assert.ok(st.services.s3.pid && alive(st.services.s3.pid));
-    firstPids = { temporal: st.services.temporal.pid, s3: st.services.s3.pid };
+test('up starts both services and writes stack.env', { timeout: haveBinaries ? 120_000 : 30 * 60_000 }, async () => {
+  const t0 = Date.now();
+  // Two at once (as parallel test files would): one starts the services, the other waits and reuses them.
+  const [st, twin] = await Promise.all([stackUp(opts), stackUp({ ...opts, quiet: true })]);
+  console.log(`# stack up (cold start, two concurrent calls) took ${Date.now() - t0} ms`);
+  assert.equal(twin.services.temporal.pid, st.services.temporal.pid);
+  assert.equal(twin.services.s3.pid, st.services.s3.pid);
+  assert.equal(st.services.temporal.state, 'running');
+  assert.equal(st.services.s3.state, 'running');
+  assert.ok(st.services.temporal.pid && alive(st.services.temporal.pid));
+  assert.ok(st.services.s3.pid && alive(st.services.s3.pid));
+  firstPids = { temporal: st.services.temporal.pid, s3: st.services.s3.pid };
 
-    const envFile = path.join(home, 'stack.env');
-    assert.equal(fs.statSync(envFile).mode & 0o777, 0o600);
-    const env = loadStackEnv(home);
-    assert.equal(env.TEMPORAL_ADDRESS, `127.0.0.1:${opts.temporalPort}`);
-    assert.equal(env.TEMPORAL_NAMESPACE, 'default');
-    assert.equal(env.AWS_ENDPOINT_URL_S3, `http://127.0.0.1:${opts.s3Port}`);
-    assert.equal(env.AWS_REGION, 'us-east-1');
-    assert.equal(env.MERGEFLOW_BUCKET, 'mergeflow');
-    assert.match(env.AWS_ACCESS_KEY_ID, /^[A-Z0-9]{20}$/);
-    assert.ok(env.AWS_SECRET_ACCESS_KEY.length >= 32);
-    // The secret never reaches the printed lines.
-    assert.ok(!lines.join('\n').includes(env.AWS_SECRET_ACCESS_KEY));
-    assert.ok(!lines.join('\n').includes(env.AWS_ACCESS_KEY_ID));
-    for (const f of ['temporal/dev.db', 'logs/temporal.log', 'logs/minio.log', 'pids/temporal.pid', 'pids/s3.pid']) {
-      assert.ok(fs.existsSync(path.join(home, f)), f);
-    }
-    const info = JSON.parse(fs.readFileSync(path.join(home, 'pids/temporal.json'), 'utf8'));
-    assert.ok(info.args.includes('limit.historyCount.suggestContinueAsNew=40'));
-  },
-);
+  const envFile = path.join(home, 'stack.env');
+  assert.equal(fs.statSync(envFile).mode & 0o777, 0o600);
+  const env = loadStackEnv(home);
+  assert.equal(env.TEMPORAL_ADDRESS, `127.0.0.1:${opts.temporalPort}`);
+  assert.equal(env.TEMPORAL_NAMESPACE, 'default');
+  assert.equal(env.AWS_ENDPOINT_URL_S3, `http://127.0.0.1:${opts.s3Port}`);
+  assert.equal(env.AWS_REGION, 'us-east-1');
+  assert.equal(env.MERGEFLOW_BUCKET, 'mergeflow');
+  assert.match(env.AWS_ACCESS_KEY_ID, /^[A-Z0-9]{20}$/);
+  assert.ok(env.AWS_SECRET_ACCESS_KEY.length >= 32);
+  // The secret never reaches the printed lines.
+  assert.ok(!lines.join('\n').includes(env.AWS_SECRET_ACCESS_KEY));
+  assert.ok(!lines.join('\n').includes(env.AWS_ACCESS_KEY_ID));
+  for (const f of ['temporal/dev.db', 'logs/temporal.log', 'logs/minio.log', 'pids/temporal.pid', 'pids/s3.pid']) {
+    assert.ok(fs.existsSync(path.join(home, f)), f);
+  }
+  const info = JSON.parse(fs.readFileSync(path.join(home, 'pids/temporal.json'), 'utf8'));
+  assert.ok(info.args.includes('limit.historyCount.suggestContinueAsNew=40'));
+});
 
 test('up again leaves the running services alone', { timeout: 60_000 }, async () => {
   const credsBefore = loadStackEnv(home).AWS_SECRET_ACCESS_KEY;

@@ -1,6 +1,7 @@
 /** The store over file:// and the real S3 server: ranged reads, listing, atomic publishes, clear errors. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NotFoundError, joinUri, putObject, storeFor } from '../core/store';
@@ -19,7 +20,7 @@ for (const [kind, root] of roots()) {
     const uri = joinUri(root, 'a', 'obj.bin');
     const c = await putObject(uri, data);
     assert.equal(c.bytes, 1000);
-    assert.equal(c.sha256, require('node:crypto').createHash('sha256').update(data).digest('hex'));
+    assert.equal(c.sha256, createHash('sha256').update(data).digest('hex'));
     assert.equal((await store.stat(uri))?.size, 1000);
     assert.deepEqual(Buffer.from(await store.read(uri, 100, 50)), data.subarray(100, 150));
     await putObject(joinUri(root, 'a', 'b', 'second.bin'), Buffer.from('x'));
@@ -37,7 +38,12 @@ for (const [kind, root] of roots()) {
     assert.equal(await store.stat(uri), null, 'not visible before commit');
     await w.abort();
     assert.equal(await store.stat(uri), null);
-    if (kind === 'file') assert.deepEqual(fs.readdirSync(path.dirname(new URL(uri).pathname)).filter((n) => n.startsWith('aborted')), [], 'no temp file left');
+    if (kind === 'file')
+      assert.deepEqual(
+        fs.readdirSync(path.dirname(new URL(uri).pathname)).filter((n) => n.startsWith('aborted')),
+        [],
+        'no temp file left',
+      );
   });
 }
 
@@ -58,8 +64,13 @@ test('s3: a server that is down gives a one-line error saying what to do', async
   process.env.AWS_ENDPOINT_URL_S3 = 'http://127.0.0.1:1';
   try {
     const { S3Client } = await import('@aws-sdk/client-s3');
-    const store = new S3Store(new S3Client({ region: 'us-east-1', endpoint: 'http://127.0.0.1:1', forcePathStyle: true, maxAttempts: 1 }));
-    await assert.rejects(store.stat('s3://b/k'), /cannot reach the S3 endpoint http:\/\/127\.0\.0\.1:1; start it with 'mergeflow stack up'/);
+    const store = new S3Store(
+      new S3Client({ region: 'us-east-1', endpoint: 'http://127.0.0.1:1', forcePathStyle: true, maxAttempts: 1 }),
+    );
+    await assert.rejects(
+      store.stat('s3://b/k'),
+      /cannot reach the S3 endpoint http:\/\/127\.0\.0\.1:1; start it with 'mergeflow stack up'/,
+    );
   } finally {
     process.env.AWS_ENDPOINT_URL_S3 = saved;
   }

@@ -3,7 +3,10 @@ import pino from 'pino';
 import { DefaultLogger, LogLevel, Runtime } from '@temporalio/worker';
 
 /** JSON lines on stderr, so stdout stays for command output (`--json`). */
-export const logger = pino({ name: 'mergeflow', level: process.env.MERGEFLOW_LOG_LEVEL ?? 'info' }, pino.destination(2));
+export const logger = pino(
+  { name: 'mergeflow', level: process.env.MERGEFLOW_LOG_LEVEL ?? 'info' },
+  pino.destination(2),
+);
 
 export function setLogLevel(level: string): void {
   logger.level = level;

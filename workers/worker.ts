@@ -1,6 +1,7 @@
 /** A mergeflow worker: one Worker on the shared task queue, running every workflow and activity. */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { initBackend } from '../core/tensor/backend';
 import { installTemporalRuntimeLogger, logger } from './logger';
 import { temporalDownMessage, temporalTarget, TemporalTarget } from './temporal_config';
 
@@ -10,15 +11,19 @@ export interface WorkerOptions {
   maxActivities?: number;
 }
 
-export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
+export async function createWorker(
+  opts: WorkerOptions = {},
+): Promise<{ worker: Worker; connection: NativeConnection }> {
   installTemporalRuntimeLogger();
   const target = opts.target ?? temporalTarget();
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey });
   } catch (e) {
-    throw new Error(temporalDownMessage(target, e));
+    throw new Error(temporalDownMessage(target, e), { cause: e });
   }
+  // Model math (evaluation, AdaMerging, Frank-Wolfe gradients) runs on the best TensorFlow.js backend here.
+  const backend = await initBackend(undefined, (msg) => logger.warn(msg));
   const worker = await Worker.create({
     connection,
     namespace: target.namespace,
@@ -27,7 +32,10 @@ export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: 
     activities: createActivities(),
     maxConcurrentActivityTaskExecutions: opts.maxActivities ?? Number(process.env.MERGEFLOW_WORKER_ACTIVITIES ?? 2),
   });
-  logger.info({ address: target.address, namespace: target.namespace, taskQueue: target.taskQueue }, 'worker ready');
+  logger.info(
+    { address: target.address, namespace: target.namespace, taskQueue: target.taskQueue, backend },
+    'worker ready',
+  );
   return { worker, connection };
 }
 

@@ -27,7 +27,13 @@ function activityOptions(heartbeatSeconds: number): ActivityOptions {
   return {
     startToCloseTimeout: '4 hours',
     heartbeatTimeout: `${heartbeatSeconds} seconds`,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8, nonRetryableErrorTypes: NON_RETRYABLE },
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: 8,
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
   };
 }
 

@@ -47,7 +47,13 @@ export function demoCommand(): Command {
             const file = path.join(dir, `${r.method}.yaml`);
             fs.writeFileSync(
               file,
-              stringify({ method: r.method, base: ck.base, models: ck.models, parameters: r.parameters, output: `s3://${bucket}/demo/merged/${r.method}.safetensors` }),
+              stringify({
+                method: r.method,
+                base: ck.base,
+                models: ck.models,
+                parameters: r.parameters,
+                output: `s3://${bucket}/demo/merged/${r.method}.safetensors`,
+              }),
             );
             const config = loadConfig(file);
             const runId = newRunId(`demo-${r.method}`);
@@ -64,6 +70,8 @@ export function demoCommand(): Command {
       } finally {
         await connection.close();
       }
-      console.log(`\ndone: merged checkpoints are under s3://${bucket}/demo/merged/ (each with a .manifest.json beside it)`);
+      console.log(
+        `\ndone: merged checkpoints are under s3://${bucket}/demo/merged/ (each with a .manifest.json beside it)`,
+      );
     });
 }

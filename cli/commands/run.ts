@@ -17,36 +17,60 @@ export function runCommand(): Command {
     .option('-w, --wait', 'follow the run until it ends and print the result')
     .option('--json', 'print one JSON object (run id, status, output, sha256, timings)')
     .option('--id <workflowId>', 'use this run id instead of a generated one (starting an id that exists reuses it)')
-    .option('--heartbeat-timeout <seconds>', 'seconds without a heartbeat before a shard is retried on another worker', Number, 60)
-    .action(async (file: string, opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number }) => {
-      const config = loadConfig(file, opts.set);
-      const { client, target } = await connectClient();
-      const runId = opts.id ?? newRunId(config.name ?? config.method);
-      const input: MergeRunInput = { config, heartbeatTimeoutSeconds: opts.heartbeatTimeout };
-      const handle = await client.workflow.start('dataFreeMerge', {
-        taskQueue: target.taskQueue,
-        workflowId: runId,
-        args: [input],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-      });
-      if (!opts.wait) {
-        if (opts.json) printJson({ runId, status: 'running', output: config.output });
-        else console.log(`started ${runId}\n  watch:  mergeflow watch ${runId}\n  result: mergeflow results ${runId}`);
-        return;
-      }
-      const started = Date.now();
-      try {
-        const result = await follow<MergeResult>(handle, { bar: !opts.json && process.stderr.isTTY === true, quiet: opts.json });
-        if (opts.json) printJson({ runId, status: 'completed', output: result.output.uri, sha256: result.output.sha256, bytes: result.output.bytes, manifest: result.manifestUri, timings: result.timings, wallSeconds: (Date.now() - started) / 1000 });
-        else console.log(resultLines(result).join('\n'));
-      } catch (e) {
-        if (opts.json) {
-          const { rootMessage } = await import('../errors');
-          printJson({ runId, status: 'failed', error: rootMessage(e) });
-          process.exitCode = 1;
+    .option(
+      '--heartbeat-timeout <seconds>',
+      'seconds without a heartbeat before a shard is retried on another worker',
+      Number,
+      60,
+    )
+    .action(
+      async (
+        file: string,
+        opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number },
+      ) => {
+        const config = loadConfig(file, opts.set);
+        const { client, target } = await connectClient();
+        const runId = opts.id ?? newRunId(config.name ?? config.method);
+        const input: MergeRunInput = { config, heartbeatTimeoutSeconds: opts.heartbeatTimeout };
+        const handle = await client.workflow.start('dataFreeMerge', {
+          taskQueue: target.taskQueue,
+          workflowId: runId,
+          args: [input],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+        });
+        if (!opts.wait) {
+          if (opts.json) printJson({ runId, status: 'running', output: config.output });
+          else
+            console.log(`started ${runId}\n  watch:  mergeflow watch ${runId}\n  result: mergeflow results ${runId}`);
           return;
         }
-        throw e;
-      }
-    });
+        const started = Date.now();
+        try {
+          const result = await follow<MergeResult>(handle, {
+            bar: !opts.json && process.stderr.isTTY === true,
+            quiet: opts.json,
+          });
+          if (opts.json)
+            printJson({
+              runId,
+              status: 'completed',
+              output: result.output.uri,
+              sha256: result.output.sha256,
+              bytes: result.output.bytes,
+              manifest: result.manifestUri,
+              timings: result.timings,
+              wallSeconds: (Date.now() - started) / 1000,
+            });
+          else console.log(resultLines(result).join('\n'));
+        } catch (e) {
+          if (opts.json) {
+            const { rootMessage } = await import('../errors');
+            printJson({ runId, status: 'failed', error: rootMessage(e) });
+            process.exitCode = 1;
+            return;
+          }
+          throw e;
+        }
+      },
+    );
 }

@@ -38,7 +38,9 @@ export function statusCommand(): Command {
       if (opts.json) return printJson(out);
       console.log(`${runId}  ${out.status}  started ${out.started}${out.closed ? `  closed ${out.closed}` : ''}`);
       if (progress) {
-        console.log(`  phase ${progress.phase}  ${progress.done}/${progress.total} units  method ${progress.method}  output ${progress.output}`);
+        console.log(
+          `  phase ${progress.phase}  ${progress.done}/${progress.total} units  method ${progress.method}  output ${progress.output}`,
+        );
         if (progress.error) console.log(`  error ${progress.error}`);
       }
     });
@@ -93,7 +95,14 @@ export function listCommand(): Command {
       const { client } = await connectClient();
       let query = 'WorkflowType = "dataFreeMerge"';
       if (opts.status) query += ` AND MergeStatus = "${opts.status.replace(/"/g, '')}"`;
-      const rows: { runId: string; status: string; mergeStatus?: string; method?: string; started: string; closed?: string }[] = [];
+      const rows: {
+        runId: string;
+        status: string;
+        mergeStatus?: string;
+        method?: string;
+        started: string;
+        closed?: string;
+      }[] = [];
       for await (const w of client.workflow.list({ query })) {
         const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
         rows.push({
@@ -108,6 +117,7 @@ export function listCommand(): Command {
       }
       if (opts.json) return printJson(rows);
       if (!rows.length) return console.log('no runs');
-      for (const r of rows) console.log(`${r.runId.padEnd(48)} ${r.status.padEnd(11)} ${(r.method ?? '').padEnd(16)} ${r.started}`);
+      for (const r of rows)
+        console.log(`${r.runId.padEnd(48)} ${r.status.padEnd(11)} ${(r.method ?? '').padEnd(16)} ${r.started}`);
     });
 }

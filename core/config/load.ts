@@ -34,7 +34,8 @@ export function applySet(doc: Record<string, unknown>, assignment: string): void
     const k = keys[i];
     const next = cur[k];
     if (next === undefined || next === null) cur[k] = /^\d+$/.test(keys[i + 1]) ? [] : {};
-    else if (typeof next !== 'object') throw new ConfigError('--set', [`${keys.slice(0, i + 1).join('.')}: is not an object`]);
+    else if (typeof next !== 'object')
+      throw new ConfigError('--set', [`${keys.slice(0, i + 1).join('.')}: is not an object`]);
     cur = cur[k] as Record<string, unknown>;
   }
   cur[keys[keys.length - 1]] = value;
@@ -62,7 +63,9 @@ export function loadConfig(file: string, sets: readonly string[] = []): MergeCon
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(file, [`cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]);
+    throw new ConfigError(file, [
+      `cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    ]);
   }
   let doc: unknown;
   try {

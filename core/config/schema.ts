@@ -37,7 +37,8 @@ export const mergeConfigSchema = z
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
     cfg.models.forEach((m, i) => {
-      if (names.has(m.name)) ctx.addIssue({ code: 'custom', path: ['models', i, 'name'], message: `duplicate model name '${m.name}'` });
+      if (names.has(m.name))
+        ctx.addIssue({ code: 'custom', path: ['models', i, 'name'], message: `duplicate model name '${m.name}'` });
       names.add(m.name);
     });
     const method = DATA_FREE_METHODS[cfg.method];
@@ -51,7 +52,8 @@ export const mergeConfigSchema = z
     }
     const r = method.params.safeParse(cfg.parameters);
     if (!r.success) {
-      for (const iss of r.error.issues) ctx.addIssue({ ...iss, path: ['parameters', ...iss.path] } as z.core.$ZodRawIssue);
+      for (const iss of r.error.issues)
+        ctx.addIssue({ ...iss, path: ['parameters', ...iss.path] } as z.core.$ZodRawIssue);
     }
   });
 

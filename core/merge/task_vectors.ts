@@ -16,6 +16,7 @@ export function applyDelta(base: Float32Array, delta: Float32Array, scale: numbe
 
 export function checkSameLength(name: string, base: Float32Array, models: readonly Float32Array[]): void {
   for (const m of models) {
-    if (m.length !== base.length) throw new Error(`tensor '${name}': element counts differ (${base.length} vs ${m.length})`);
+    if (m.length !== base.length)
+      throw new Error(`tensor '${name}': element counts differ (${base.length} vs ${m.length})`);
   }
 }

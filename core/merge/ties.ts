@@ -22,7 +22,11 @@ function trimmed(model: Float32Array, base: Float32Array, t: number, i: number, 
 }
 
 /** Σ over entries of sign(Σk trimmed τk): the per-shard contribution to the majority sign. */
-export function electedSignSum(base: Float32Array, models: readonly Float32Array[], thresholds: readonly number[]): number {
+export function electedSignSum(
+  base: Float32Array,
+  models: readonly Float32Array[],
+  thresholds: readonly number[],
+): number {
   const tmp = new Float32Array(1);
   const sum = new Float32Array(1);
   let s = 0;

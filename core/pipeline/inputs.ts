@@ -12,7 +12,9 @@ export async function openInputs(plan: MergePlan): Promise<OpenInputs> {
   const models = await Promise.all(plan.models.map((m) => Checkpoint.open(m.uri)));
   for (const [ref, ck] of [[plan.base, base] as const, ...plan.models.map((m, i) => [m, models[i]] as const)]) {
     if (ck.size !== ref.bytes) {
-      throw new InputMismatchError(`${ref.uri} changed while the run was in progress (${ref.bytes} -> ${ck.size} bytes); start a new run`);
+      throw new InputMismatchError(
+        `${ref.uri} changed while the run was in progress (${ref.bytes} -> ${ck.size} bytes); start a new run`,
+      );
     }
   }
   return { base, models };

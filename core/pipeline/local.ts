@@ -10,7 +10,10 @@ import { planMerge } from './plan';
 import { histogramShard, reduceHigh, reduceLow, signShard } from './ties_passes';
 import { mergeShard } from './merge_shard';
 
-export async function runLocalMerge(config: MergeConfig, runId = 'local'): Promise<{ output: Committed; manifestUri: string; global: GlobalStats }> {
+export async function runLocalMerge(
+  config: MergeConfig,
+  runId = 'local',
+): Promise<{ output: Committed; manifestUri: string; global: GlobalStats }> {
   const plan = await planMerge(config, runId);
   const shards = plan.shards.map((s) => s.index);
   const global: GlobalStats = {};
@@ -32,7 +35,9 @@ export async function runLocalMerge(config: MergeConfig, runId = 'local'): Promi
   for (const s of shards) parts.push(await mergeShard(plan, s, global));
   const hashes = {
     base: await hashCheckpoint(plan.base.uri),
-    models: Object.fromEntries(await Promise.all(plan.models.map(async (m) => [m.name, await hashCheckpoint(m.uri)] as const))),
+    models: Object.fromEntries(
+      await Promise.all(plan.models.map(async (m) => [m.name, await hashCheckpoint(m.uri)] as const)),
+    ),
   };
   const { output, manifestUri } = await publishMerge(plan, parts, hashes, config);
   return { output, manifestUri, global };

@@ -6,7 +6,12 @@ import { Committed, storeFor } from '../store';
 import { outputDType, partUri, MergePlan } from './plan';
 import { openInputs, Progress, shardTensors } from './inputs';
 
-export async function mergeShard(plan: MergePlan, shardIndex: number, global: GlobalStats, progress?: Progress): Promise<Committed> {
+export async function mergeShard(
+  plan: MergePlan,
+  shardIndex: number,
+  global: GlobalStats,
+  progress?: Progress,
+): Promise<Committed> {
   const method = dataFreeMethod(plan.method);
   const params = method.params.parse(plan.params);
   const { base, models } = await openInputs(plan);

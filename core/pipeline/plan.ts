@@ -53,8 +53,13 @@ export interface MergePlan {
 const SIDE_FILES = ['config.json', 'preprocessor_config.json'];
 
 export function outputLocation(output: string): { file: string; manifest: string; folder?: string } {
-  if (output.endsWith('.safetensors')) return { file: output, manifest: output.replace(/\.safetensors$/, '.manifest.json') };
-  return { file: joinUri(output, 'model.safetensors'), manifest: joinUri(output, 'mergeflow.manifest.json'), folder: output };
+  if (output.endsWith('.safetensors'))
+    return { file: output, manifest: output.replace(/\.safetensors$/, '.manifest.json') };
+  return {
+    file: joinUri(output, 'model.safetensors'),
+    manifest: joinUri(output, 'mergeflow.manifest.json'),
+    folder: output,
+  };
 }
 
 export function outputDType(t: TensorInfo, dtype: 'base' | DType): DType {
@@ -67,7 +72,9 @@ export function checkCompatible(base: Checkpoint, models: { name: string; ck: Ch
   for (const { name, ck } of models) {
     for (const t of base.tensors) {
       if (!ck.has(t.name)) {
-        throw new InputMismatchError(`model '${name}' (${ck.uri}) has no tensor '${t.name}' that the base has; all models must share the base architecture`);
+        throw new InputMismatchError(
+          `model '${name}' (${ck.uri}) has no tensor '${t.name}' that the base has; all models must share the base architecture`,
+        );
       }
       const m = ck.info(t.name);
       if (m.shape.join(',') !== t.shape.join(',')) {
@@ -76,7 +83,9 @@ export function checkCompatible(base: Checkpoint, models: { name: string; ck: Ch
         );
       }
       if (isFloatDType(t.dtype) !== isFloatDType(m.dtype)) {
-        throw new InputMismatchError(`model '${name}' tensor '${t.name}' is ${m.dtype} but the base is ${t.dtype}; float and integer tensors cannot be mixed`);
+        throw new InputMismatchError(
+          `model '${name}' tensor '${t.name}' is ${m.dtype} but the base is ${t.dtype}; float and integer tensors cannot be mixed`,
+        );
       }
       if (!isFloatDType(t.dtype) && m.dtype !== t.dtype) {
         throw new InputMismatchError(`model '${name}' tensor '${t.name}' is ${m.dtype} but the base is ${t.dtype}`);
@@ -117,7 +126,9 @@ export function splitShards(tensors: readonly TensorInfo[], shards: number): Sha
 
 export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergePlan> {
   const base = await Checkpoint.open(cfg.base);
-  const models = await Promise.all(cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(m.checkpoint) })));
+  const models = await Promise.all(
+    cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(m.checkpoint) })),
+  );
   const warnings = checkCompatible(base, models);
   const loc = outputLocation(cfg.output);
   const dtype = cfg.dtype as 'base' | DType;
@@ -126,7 +137,11 @@ export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergeP
   for (const t of base.tensors) {
     const n = numel(t.shape);
     if (isFloatDType(t.dtype)) mergedElements += n;
-    outputBytes += n * ({ F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const)[outputDType(t, dtype)];
+    outputBytes +=
+      n *
+      ({ F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const)[
+        outputDType(t, dtype)
+      ];
   }
   return {
     runId,

@@ -40,7 +40,9 @@ export async function publishMerge(
   const dataBytes = tensors.length ? tensors[tensors.length - 1].end : 0;
   const partBytes = parts.reduce((a, p) => a + p.bytes, 0);
   if (partBytes !== dataBytes) {
-    throw new SafetensorsError(`${plan.outputFile}: shard parts hold ${partBytes} bytes, the header describes ${dataBytes}`);
+    throw new SafetensorsError(
+      `${plan.outputFile}: shard parts hold ${partBytes} bytes, the header describes ${dataBytes}`,
+    );
   }
   const w = await storeFor(plan.outputFile).writer(plan.outputFile);
   let output: Committed;

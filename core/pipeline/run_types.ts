@@ -2,7 +2,8 @@
 import type { Committed } from '../store/types';
 import type { MergeConfig } from '../config/schema';
 
-export type RunPhase = 'planning' | 'hashing' | 'threshold' | 'sign' | 'merging' | 'publishing' | 'completed' | 'failed' | 'cancelled';
+export type RunPhase =
+  'planning' | 'hashing' | 'threshold' | 'sign' | 'merging' | 'publishing' | 'completed' | 'failed' | 'cancelled';
 
 export interface MergeProgress {
   phase: RunPhase;

@@ -1,7 +1,17 @@
 /** The two whole-model passes TIES needs, as shard-level steps plus their reductions (see core/merge/topk.ts). */
 import { putObject, storeFor } from '../store';
 import { electedSignSum } from '../merge/ties';
-import { addSparse, BUCKETS, bitsToFloat, histogramHigh, histogramLow, histTotal, locateRank, thresholdRank, toSparse } from '../merge/topk';
+import {
+  addSparse,
+  BUCKETS,
+  bitsToFloat,
+  histogramHigh,
+  histogramLow,
+  histTotal,
+  locateRank,
+  thresholdRank,
+  toSparse,
+} from '../merge/topk';
 import { histUri, MergePlan } from './plan';
 import { floatTensors, openInputs, Progress } from './inputs';
 
@@ -76,7 +86,12 @@ export async function reduceLow(plan: MergePlan, uris: readonly string[], high: 
 }
 
 /** Σ over the shard's entries of the elected sign: summed over shards, its sign is the majority sign. */
-export async function signShard(plan: MergePlan, shardIndex: number, thresholds: readonly number[], progress?: Progress): Promise<number> {
+export async function signShard(
+  plan: MergePlan,
+  shardIndex: number,
+  thresholds: readonly number[],
+  progress?: Progress,
+): Promise<number> {
   const { base, models } = await openInputs(plan);
   const tensors = floatTensors(base, plan.shards[shardIndex]);
   let s = 0;

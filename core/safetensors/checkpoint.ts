@@ -37,7 +37,9 @@ export class Checkpoint {
     if (await store.stat(index)) return Checkpoint.openIndex(index, uri);
     const single = joinUri(uri, SINGLE_NAME);
     if (await store.stat(single)) return new Checkpoint(uri, [await SafetensorsFile.open(single)], uri);
-    throw new NotFoundError(`${uri}: not a checkpoint; expected a .safetensors file or a folder with ${SINGLE_NAME} or ${INDEX_NAME}`);
+    throw new NotFoundError(
+      `${uri}: not a checkpoint; expected a .safetensors file or a folder with ${SINGLE_NAME} or ${INDEX_NAME}`,
+    );
   }
 
   private static async openIndex(indexUri: string, folder: string): Promise<Checkpoint> {
@@ -56,8 +58,12 @@ export class Checkpoint {
     const ck = new Checkpoint(folder, files, folder);
     for (const [name, shard] of Object.entries(idx.weight_map)) {
       const f = ck.where.get(name);
-      if (!f) throw new SafetensorsError(`${indexUri}: weight_map lists '${name}' in ${shard} but that shard has no such tensor`);
-      if (!f.uri.endsWith('/' + shard)) throw new SafetensorsError(`${indexUri}: '${name}' is mapped to ${shard} but found in ${f.uri}`);
+      if (!f)
+        throw new SafetensorsError(
+          `${indexUri}: weight_map lists '${name}' in ${shard} but that shard has no such tensor`,
+        );
+      if (!f.uri.endsWith('/' + shard))
+        throw new SafetensorsError(`${indexUri}: '${name}' is mapped to ${shard} but found in ${f.uri}`);
     }
     return ck;
   }

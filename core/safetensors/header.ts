@@ -31,12 +31,16 @@ export function numel(shape: readonly number[]): number {
 
 export function headerLength(first8: Uint8Array, source: string, fileSize: number): number {
   if (first8.byteLength < 8 || fileSize < 8) {
-    throw new SafetensorsError(`${source}: file is ${fileSize} bytes, too short to be safetensors (needs an 8-byte header length)`);
+    throw new SafetensorsError(
+      `${source}: file is ${fileSize} bytes, too short to be safetensors (needs an 8-byte header length)`,
+    );
   }
   const dv = new DataView(first8.buffer, first8.byteOffset, 8);
   const n = dv.getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new SafetensorsError(`${source}: header length ${n} is larger than ${MAX_HEADER_BYTES} bytes; not a safetensors file`);
+    throw new SafetensorsError(
+      `${source}: header length ${n} is larger than ${MAX_HEADER_BYTES} bytes; not a safetensors file`,
+    );
   }
   if (8n + n > BigInt(fileSize)) {
     throw new SafetensorsError(
@@ -74,10 +78,14 @@ export function parseHeader(json: Uint8Array, source: string, fileSize: number):
   let expected = 0;
   for (const t of tensors) {
     if (t.begin < expected) {
-      throw new SafetensorsError(`${source}: tensor '${t.name}' bytes [${t.begin}, ${t.end}) overlap the previous tensor`);
+      throw new SafetensorsError(
+        `${source}: tensor '${t.name}' bytes [${t.begin}, ${t.end}) overlap the previous tensor`,
+      );
     }
     if (t.begin > expected) {
-      throw new SafetensorsError(`${source}: tensor '${t.name}' starts at byte ${t.begin} but the previous one ends at ${expected} (holes are not allowed)`);
+      throw new SafetensorsError(
+        `${source}: tensor '${t.name}' starts at byte ${t.begin} but the previous one ends at ${expected} (holes are not allowed)`,
+      );
     }
     if (t.end > dataSize) {
       throw new SafetensorsError(
@@ -87,7 +95,9 @@ export function parseHeader(json: Uint8Array, source: string, fileSize: number):
     expected = t.end;
   }
   if (expected !== dataSize) {
-    throw new SafetensorsError(`${source}: ${dataSize - expected} trailing bytes after the last tensor; the header does not describe the file`);
+    throw new SafetensorsError(
+      `${source}: ${dataSize - expected} trailing bytes after the last tensor; the header does not describe the file`,
+    );
   }
   return { tensors, metadata, dataStart };
 }
@@ -103,7 +113,12 @@ function parseEntry(name: string, v: unknown, source: string): TensorInfo {
     throw new SafetensorsError(`${where}: shape must be a list of non-negative integers`);
   }
   const off = e.data_offsets;
-  if (!Array.isArray(off) || off.length !== 2 || off.some((d) => !Number.isSafeInteger(d) || d < 0) || off[1] < off[0]) {
+  if (
+    !Array.isArray(off) ||
+    off.length !== 2 ||
+    off.some((d) => !Number.isSafeInteger(d) || d < 0) ||
+    off[1] < off[0]
+  ) {
     throw new SafetensorsError(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end`);
   }
   const shape = e.shape as number[];

@@ -27,7 +27,9 @@ export async function writeSafetensors(
       const t = tensors[i];
       const data = await produce(t, i);
       if (data.byteLength !== t.end - t.begin) {
-        throw new SafetensorsError(`${uri}: tensor '${t.name}' produced ${data.byteLength} bytes, expected ${t.end - t.begin}`);
+        throw new SafetensorsError(
+          `${uri}: tensor '${t.name}' produced ${data.byteLength} bytes, expected ${t.end - t.begin}`,
+        );
       }
       await w.write(data);
     }

@@ -35,7 +35,8 @@ export class FileStore implements Store {
       let got = 0;
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-        if (bytesRead === 0) throw new StoreError(`${uri}: unexpected end of file reading ${length} bytes at ${offset}`);
+        if (bytesRead === 0)
+          throw new StoreError(`${uri}: unexpected end of file reading ${length} bytes at ${offset}`);
         got += bytesRead;
       }
       return buf;

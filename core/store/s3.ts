@@ -47,7 +47,12 @@ export function describeS3Error(e: unknown, uri: string): Error {
       `${uri}: cannot reach the S3 endpoint ${endpointName()}; start it with 'mergeflow stack up' or set AWS_ENDPOINT_URL_S3`,
     );
   }
-  if (err.name === 'AccessDenied' || err.name === 'InvalidAccessKeyId' || err.name === 'SignatureDoesNotMatch' || status === 403) {
+  if (
+    err.name === 'AccessDenied' ||
+    err.name === 'InvalidAccessKeyId' ||
+    err.name === 'SignatureDoesNotMatch' ||
+    status === 403
+  ) {
     return new StoreError(`${uri}: access denied by S3 (${err.name}); check AWS_ACCESS_KEY_ID / AWS_PROFILE`);
   }
   return new StoreError(`${uri}: S3 request failed: ${err.name ?? 'Error'}: ${err.message ?? String(e)}`);

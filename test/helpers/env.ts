@@ -37,7 +37,10 @@ export interface CliResult {
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -56,7 +59,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
 /** A `mergeflow worker` process on its own task queue. */
 export function startWorker(taskQueue: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
   const child = spawn(process.execPath, [CLI, 'worker'], {
-    env: { ...process.env, MERGEFLOW_TASK_QUEUE: taskQueue, MERGEFLOW_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, MERGEFLOW_TASK_QUEUE: taskQueue, MERGEFLOW_LOG_LEVEL: 'error', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return child;
@@ -71,7 +74,11 @@ export async function stopWorker(child: ChildProcess, signal: NodeJS.Signals = '
   clearTimeout(t);
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     const v = await fn();
@@ -82,7 +89,7 @@ export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefine
 }
 
 export function writeYaml(file: string, doc: unknown): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const { stringify } = require('yaml') as typeof import('yaml');
   fs.writeFileSync(file, stringify(doc));
   return file;
