@@ -92,3 +92,38 @@ test('--set overrides a field, and a Hugging Face folder output keeps config.jso
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'merged', 'mergeflow.manifest.json'), 'utf8'));
   assert.equal(manifest.parameters.scaling, 0.5);
 });
+
+test('cancel stops a running merge, clears its work and publishes nothing', async () => {
+  const dir = tmpDir('wfcancel');
+  const ck = await writeSyntheticCheckpoints(path.join(dir, 'in'), { seed: 9, models: 3, dim: 1024, layers: 6 });
+  const output = path.join(dir, 'out', 'm.safetensors');
+  const cfg = writeYaml(path.join(dir, 'c.yaml'), {
+    method: 'ties',
+    base: ck.base,
+    models: ck.models,
+    output,
+    shards: 2,
+  });
+  const started = await runCli(['run', cfg, '--json'], env);
+  assert.equal(started.code, 0, started.stderr);
+  const { runId } = JSON.parse(started.stdout);
+  for (let i = 0; i < 100; i++) {
+    const st = JSON.parse((await runCli(['status', runId, '--json'], env)).stdout);
+    if (st.progress && st.progress.done >= 2) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const c = await runCli(['cancel', runId], env);
+  assert.equal(c.code, 0, c.stderr);
+  let st: { status: string; progress?: { phase: string } } = { status: 'RUNNING' };
+  for (let i = 0; i < 150 && st.status === 'RUNNING'; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    st = JSON.parse((await runCli(['status', runId, '--json'], env)).stdout);
+  }
+  assert.equal(st.status, 'CANCELLED');
+  assert.equal(st.progress?.phase, 'cancelled');
+  assert.ok(!fs.existsSync(output), 'nothing published');
+  assert.ok(!fs.existsSync(path.join(dir, 'out', '.mergeflow-work', runId)), 'work prefix cleared');
+  const again = await runCli(['cancel', runId], env);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /is CANCELLED, not running/);
+});

@@ -4,6 +4,7 @@
  * Only URIs, counts and a handful of scalars cross payloads; tensors stay in the store.
  */
 import {
+  ActivityCancellationType,
   ActivityOptions,
   CancellationScope,
   defineQuery,
@@ -26,6 +27,8 @@ export const NON_RETRYABLE = ['InputMismatchError', 'SafetensorsError', 'NotFoun
 function activityOptions(heartbeatSeconds: number): ActivityOptions {
   return {
     startToCloseTimeout: '4 hours',
+    // on cancel, wait until running shards have stopped before clearing their work
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     heartbeatTimeout: `${heartbeatSeconds} seconds`,
     retry: {
       initialInterval: '1 second',
