@@ -89,7 +89,6 @@ export async function waitFor<T>(
 }
 
 export function writeYaml(file: string, doc: unknown): string {
-   
   const { stringify } = require('yaml') as typeof import('yaml');
   fs.writeFileSync(file, stringify(doc));
   return file;
