@@ -1,0 +1,15 @@
+/** Fixed settings of the local stack shared by several modules. */
+import type { ServiceName } from './types';
+
+export const HOST = '127.0.0.1';
+export const DEFAULT_PORTS = { temporal: 7233, s3: 9000, s3Console: 9001 } as const;
+export const PORT_ENV = {
+  temporal: 'MERGEFLOW_TEMPORAL_PORT',
+  s3: 'MERGEFLOW_S3_PORT',
+  s3Console: 'MERGEFLOW_S3_CONSOLE_PORT',
+} as const;
+export const DEFAULT_BUCKET = 'mergeflow';
+export const DEFAULT_REGION = 'us-east-1';
+
+/** Human names of the services, for log lines and errors. */
+export const LABEL: Record<ServiceName, string> = { temporal: 'Temporal', s3: 'S3 (MinIO)' };

@@ -1,0 +1,245 @@
+/**
+ * The local stack: a Temporal dev server (SQLite-backed, so runs survive a restart) and a MinIO S3
+ * server, both bound to 127.0.0.1, started detached with their logs in files.
+ *
+ * State folder (MERGEFLOW_HOME, default <repo>/.mergeflow):
+ *   bin/        temporal, minio (infra/install.sh builds them)
+ *   temporal/   dev.db (SQLite)
+ *   minio/      object data
+ *   logs/       temporal.log, minio.log, install-*.log
+ *   pids/       temporal.pid, s3.pid (+ .json with the port and arguments used)
+ *   stack.env   KEY=VALUE lines (addresses, generated S3 credentials; mode 0600)
+ *
+ * No Temporal SDK import: readiness is checked with the temporal CLI and plain TCP/HTTP.
+ *
+ * This module holds the commands (up, down, status) and the public API; the pieces live beside it:
+ *   types.ts      options, status objects, StackError
+ *   constants.ts  host, default ports and bucket, port variables, service labels
+ *   paths.ts      repo root, state folder layout
+ *   env.ts        stack.env (reading, applying, writing) and the generated S3 credentials
+ *   ports.ts      which ports to use
+ *   process.ts    pid files, liveness, starting detached, stopping, the lock file
+ *   probe.ts      free ports, readiness checks, waiting for a service to answer
+ *   services.ts   the temporal and minio command lines and environments
+ *   bucket.ts     creating the S3 bucket
+ *   install.ts    running infra/install.sh for missing binaries
+ */
+import * as fs from 'node:fs';
+import { createBucket } from './bucket';
+import { DEFAULT_BUCKET, HOST, LABEL } from './constants';
+import { loadStackEnv, maskSecret, writeStackEnv } from './env';
+import { binaryPresent, runInstall } from './install';
+import { logFile, paths, type Paths } from './paths';
+import { resolvePorts, type Ports } from './ports';
+import { ensureService, preflight, probe, s3Live, temporalReady } from './probe';
+import { readInfo, runningPid, startDetached, stopService, withStackLock } from './process';
+import { dynamicConfig, ensureSearchAttributes, minioArgs, minioEnv, temporalArgs, temporalEnv } from './services';
+import { StackError, type ServiceName, type ServiceStatus, type StackOptions, type StackStatus } from './types';
+
+export { StackError, type ServiceName, type ServiceStatus, type StackOptions, type StackStatus } from './types';
+export { repoRoot, stackHome } from './paths';
+export { applyStackEnv, loadStackEnv, maskSecret } from './env';
+
+function logger(opts: StackOptions): (line: string) => void {
+  if (opts.quiet) return () => {};
+  return opts.log ?? ((line: string) => console.log(line));
+}
+
+function serviceStatus(
+  p: Paths,
+  svc: ServiceName,
+  ports: Ports,
+  pid: number | null,
+  answering: boolean,
+): ServiceStatus {
+  const info = pid !== null ? readInfo(p, svc) : null;
+  const port = info?.port ?? (svc === 'temporal' ? ports.temporal : ports.s3);
+  const st: ServiceStatus = {
+    name: svc,
+    state: pid !== null ? 'running' : 'stopped',
+    pid,
+    address: svc === 'temporal' ? `${HOST}:${port}` : `http://${HOST}:${port}`,
+    answering,
+    log: logFile(p, svc),
+  };
+  if (svc === 's3') st.console = `http://${HOST}:${info?.consolePort ?? ports.s3Console}`;
+  return st;
+}
+
+function formatService(s: ServiceStatus): string {
+  const label = s.name === 'temporal' ? 'temporal' : 's3      ';
+  const pid = s.pid !== null ? `pid ${s.pid}` : 'no pid';
+  const extra = s.state === 'running' && !s.answering ? '  (not answering)' : '';
+  const consoleUrl = s.console && s.state === 'running' ? `  console ${s.console}` : '';
+  return `stack: ${label}  ${s.state.padEnd(7)}  ${pid.padEnd(10)}  ${s.address}${consoleUrl}${extra}  log ${s.log}`;
+}
+
+/** One-line-per-service text for a status object. */
+export function formatStatus(status: StackStatus): string[] {
+  return [formatService(status.services.temporal), formatService(status.services.s3)];
+}
+
+/** Starts (or keeps) the stack, waits until both services answer, creates the bucket. */
+export async function stackUp(opts: StackOptions = {}): Promise<StackStatus> {
+  const env = opts.env ?? process.env;
+  const log = logger(opts);
+  const p = paths(opts);
+  const ports = resolvePorts(opts, p);
+  const dyn = dynamicConfig(opts);
+  for (const dir of [p.home, p.temporalDir, p.minioDir, p.logs, p.pids]) fs.mkdirSync(dir, { recursive: true });
+
+  const missing = [p.temporalBin, p.minioBin].filter((f) => !binaryPresent(f));
+  if (missing.length > 0) {
+    if (opts.install === false) throw new StackError(`missing ${missing.join(', ')}: run infra/install.sh`);
+    await runInstall(p, env, log);
+    const still = [p.temporalBin, p.minioBin].filter((f) => !binaryPresent(f));
+    if (still.length > 0) throw new StackError(`infra/install.sh did not produce ${still.join(', ')}`);
+  }
+
+  return withStackLock(p, opts, log, () => startServices(p, ports, dyn, opts, env, log));
+}
+
+async function startServices(
+  p: Paths,
+  ports: Ports,
+  dyn: string[],
+  opts: StackOptions,
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<StackStatus> {
+  await preflight(p, ports);
+  const vars = writeStackEnv(p, ports);
+
+  const temporalTask = ensureService(
+    p,
+    { svc: 'temporal', port: ports.temporal, label: LABEL.temporal },
+    opts,
+    async () => {
+      const args = temporalArgs(p, ports.temporal, dyn);
+      const spawned = await startDetached(p.temporalBin, args, temporalEnv(env), logFile(p, 'temporal'), p.home);
+      return {
+        spawned,
+        info: {
+          pid: spawned.pid,
+          port: ports.temporal,
+          bin: p.temporalBin,
+          args,
+          dynamicConfig: dyn,
+          startedAt: new Date().toISOString(),
+        },
+      };
+    },
+    () => temporalReady(p, ports.temporal, env),
+    log,
+  ).then(async (r) => {
+    await ensureSearchAttributes(p, ports.temporal, env);
+    if (!r.started) {
+      const info = readInfo(p, 'temporal');
+      const had = info?.dynamicConfig ?? [];
+      if (info && (had.length !== dyn.length || had.some((kv, i) => kv !== dyn[i]))) {
+        log(
+          `stack: warning: Temporal was already running with dynamic config [${had.join(', ')}], not [${dyn.join(', ')}]: ` +
+            'run `mergeflow stack down` then `up` to apply it',
+        );
+      }
+    }
+    return r;
+  });
+
+  const s3Task = ensureService(
+    p,
+    { svc: 's3', port: ports.s3, label: LABEL.s3 },
+    opts,
+    async () => {
+      const args = minioArgs(p, ports);
+      const spawned = await startDetached(p.minioBin, args, minioEnv(env, vars), logFile(p, 's3'), p.home);
+      return {
+        spawned,
+        info: {
+          pid: spawned.pid,
+          port: ports.s3,
+          consolePort: ports.s3Console,
+          bin: p.minioBin,
+          args,
+          startedAt: new Date().toISOString(),
+        },
+      };
+    },
+    () => s3Live(ports.s3),
+    log,
+  ).then(async (r) => {
+    await createBucket(vars, ports.s3);
+    return r;
+  });
+
+  const [t, s] = await Promise.allSettled([temporalTask, s3Task]);
+  if (t.status === 'rejected') throw t.reason;
+  if (s.status === 'rejected') throw s.reason;
+
+  const status: StackStatus = {
+    home: p.home,
+    envFile: p.envFile,
+    bucket: vars.MERGEFLOW_BUCKET,
+    services: {
+      temporal: serviceStatus(p, 'temporal', ports, t.value.pid, true),
+      s3: serviceStatus(p, 's3', ports, s.value.pid, true),
+    },
+  };
+  for (const line of formatStatus(status)) log(line);
+  log(`stack: bucket    s3://${status.bucket}`);
+  log(`stack: env       ${p.envFile} (AWS_ACCESS_KEY_ID=${maskSecret(vars.AWS_ACCESS_KEY_ID)}, secret not shown)`);
+  return status;
+}
+
+/** Stops what `up` started (SIGTERM, then SIGKILL after stopTimeoutMs); keeps all data. */
+export async function stackDown(opts: StackOptions = {}): Promise<StackStatus> {
+  const log = logger(opts);
+  const p = paths(opts);
+  const ports = resolvePorts(opts, p);
+  const stopTimeoutMs = opts.stopTimeoutMs ?? 15_000;
+
+  if (fs.existsSync(p.pids)) {
+    await withStackLock(p, opts, log, async () => {
+      const results = await Promise.allSettled([
+        stopService(p, 'temporal', stopTimeoutMs, log),
+        stopService(p, 's3', stopTimeoutMs, log),
+      ]);
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+    });
+  } else {
+    log('stack: nothing to stop (no state folder yet)');
+  }
+  return {
+    home: p.home,
+    envFile: p.envFile,
+    bucket: loadStackEnv(p.home).MERGEFLOW_BUCKET || DEFAULT_BUCKET,
+    services: {
+      temporal: serviceStatus(p, 'temporal', ports, null, false),
+      s3: serviceStatus(p, 's3', ports, null, false),
+    },
+  };
+}
+
+/** Per service: running/stopped, pid, address, whether it answers. Prints unless quiet. */
+export async function stackStatus(opts: StackOptions = {}): Promise<StackStatus> {
+  const log = logger(opts);
+  const p = paths(opts);
+  const ports = resolvePorts(opts, p);
+  const services = {} as Record<ServiceName, ServiceStatus>;
+  await Promise.all(
+    (['temporal', 's3'] as const).map(async (svc) => {
+      const pid = runningPid(p, svc);
+      const port =
+        (pid !== null ? readInfo(p, svc)?.port : undefined) ?? (svc === 'temporal' ? ports.temporal : ports.s3);
+      services[svc] = serviceStatus(p, svc, ports, pid, pid !== null && (await probe(svc, port)));
+    }),
+  );
+  const status: StackStatus = {
+    home: p.home,
+    envFile: p.envFile,
+    bucket: loadStackEnv(p.home).MERGEFLOW_BUCKET || DEFAULT_BUCKET,
+    services,
+  };
+  for (const line of formatStatus(status)) log(line);
+  return status;
+}
