@@ -9,15 +9,17 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** The innermost useful message of a (Temporal) error chain. */
+/** The message to show: for a failed run, the deepest Temporal failure's message (the activity's own error). */
 export function rootMessage(e: unknown): string {
+  if (!(e instanceof WorkflowFailedError || e instanceof ActivityFailure || e instanceof ApplicationFailure)) {
+    return (e as Error)?.message ?? String(e);
+  }
+  let msg = e.message;
   let cur: unknown = e;
-  let msg = (e as Error)?.message ?? String(e);
-  for (let i = 0; i < 8 && cur; i++) {
-    if (cur instanceof ApplicationFailure || !(cur instanceof WorkflowFailedError || cur instanceof ActivityFailure)) {
-      msg = (cur as Error).message || msg;
-    }
-    cur = (cur as { cause?: unknown }).cause;
+  for (let i = 0; i < 8 && cur instanceof Error; i++) {
+    if (cur instanceof ApplicationFailure && cur.message) msg = cur.message;
+    if (!(cur instanceof WorkflowFailedError || cur instanceof ActivityFailure || cur instanceof ApplicationFailure)) break;
+    cur = cur.cause;
   }
   return msg;
 }
