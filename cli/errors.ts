@@ -18,7 +18,8 @@ export function rootMessage(e: unknown): string {
   let cur: unknown = e;
   for (let i = 0; i < 8 && cur instanceof Error; i++) {
     if (cur instanceof ApplicationFailure && cur.message) msg = cur.message;
-    if (!(cur instanceof WorkflowFailedError || cur instanceof ActivityFailure || cur instanceof ApplicationFailure)) break;
+    if (!(cur instanceof WorkflowFailedError || cur instanceof ActivityFailure || cur instanceof ApplicationFailure))
+      break;
     cur = cur.cause;
   }
   return msg;
