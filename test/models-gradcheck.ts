@@ -1,18 +1,10 @@
 /** Finite-difference checks for tf gradients, in float32: small O(1) inputs, central differences. */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import { mulberry32 } from '../core/data/rng';
 
-/** mulberry32: a tiny seeded PRNG so that failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (shared with core/data): a tiny seeded PRNG so that failures reproduce. */
+export const rng = mulberry32;
 
 /** Standard normal values (Box-Muller) from a seeded generator. */
 export function randn(n: number, next: () => number, scale = 1): Float32Array {

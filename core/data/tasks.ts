@@ -13,7 +13,7 @@
  */
 import { joinUri, putObject } from '../store';
 import { DatasetError, Preprocessing, writeDataset, WrittenDataset } from './dataset';
-import { ImageSource, loadSource, SOURCE_SIZE, SourceName } from './sources';
+import { FASHION_CLASSES, ImageSource, loadSource, MNIST_CLASSES, SOURCE_SIZE, SourceName } from './sources';
 import { normalish, permutation, randInt, Rng, rngFor, shuffleInPlace } from './rng';
 
 export type TaskKind = 'target' | 'irrelevant';
@@ -50,19 +50,8 @@ export const SPLIT_SIZES: Readonly<Record<TaskSize, Readonly<Record<Split, numbe
 /** Images of each source held out (per seed) for test splits; the rest form the train pool. */
 export const TEST_POOL: Readonly<Record<SourceName, number>> = { mnist: 2000, fashion: 10000 };
 
-const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-const CLOTHES = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-];
+const DIGITS: readonly string[] = MNIST_CLASSES;
+const CLOTHES: readonly string[] = FASHION_CLASSES;
 const PERMUTED = Array.from({ length: 10 }, (_, i) => `class ${i}`);
 
 /** Fashion-MNIST class -> coarse group (0 top, 1 trouser/dress, 2 footwear, 3 bag). */
