@@ -1,7 +1,8 @@
+import { createEvalActivities } from './eval';
 import { createMergeActivities } from './merge';
 
 export function createActivities() {
-  return { ...createMergeActivities() };
+  return { ...createMergeActivities(), ...createEvalActivities() };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -11,6 +11,9 @@ import { cancelCommand, listCommand, resultsCommand, statusCommand, watchCommand
 import { stackCommand } from './commands/stack';
 import { workerCommand } from './commands/worker';
 import { validateCommand } from './commands/validate';
+import { suiteCommand } from './commands/suite';
+import { predictCommand } from './commands/predict';
+import { evalCommand } from './commands/eval';
 
 export function buildProgram(): Command {
   const program = new Command('mergeflow')
@@ -32,6 +35,9 @@ export function buildProgram(): Command {
     workerCommand(),
     stackCommand(),
     demoCommand(),
+    suiteCommand(),
+    predictCommand(),
+    evalCommand(),
   ]) {
     program.addCommand(c);
   }

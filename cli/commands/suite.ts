@@ -1,0 +1,200 @@
+/**
+ * `mergeflow suite build|config|report`: the mini-8 merging benchmark (core/suite). These run in this
+ * process (no Temporal needed): build trains small models, report runs the data-free merges locally.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { MultiBar, Presets, SingleBar } from 'cli-progress';
+import { BACKEND_CHOICES, BackendChoice } from '../../core/tensor/backend';
+import { buildSuite, BuildEvent } from '../../core/suite/build';
+import { suiteConfigYaml } from '../../core/suite/config';
+import { openSuite, suiteFolder } from '../../core/suite/manifest';
+import { reportMarkdown, ReportEvent, suiteReport, writeReport } from '../../core/suite/report';
+import { ensureBackend } from '../../core/eval/evaluate';
+import { normalizeUri } from '../../core/store';
+import { printJson } from '../format';
+
+function intArg(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+function backendArg(v: string): BackendChoice {
+  if (!(BACKEND_CHOICES as readonly string[]).includes(v))
+    throw new InvalidArgumentError(`choose one of ${BACKEND_CHOICES.join(', ')}`);
+  return v as BackendChoice;
+}
+
+/** Progress of a build: bars on a terminal, plain lines otherwise (both on stderr). */
+function buildProgress(tty: boolean): { onEvent: (e: BuildEvent) => void; stop: () => void } {
+  const log = (s: string) => process.stderr.write(s + '\n');
+  if (!tty) {
+    let lastPre = 0;
+    return {
+      onEvent: (e) => {
+        if (e.phase === 'data')
+          log(e.state === 'start' ? `data: building ${e.tasks} tasks` : `data: done in ${e.seconds}s`);
+        else if (e.phase === 'pretrain') {
+          if (e.step === e.total || Date.now() - lastPre > 10_000) {
+            lastPre = Date.now();
+            log(`pretrain: step ${e.step}/${e.total} loss ${e.loss.toFixed(3)}`);
+          }
+        } else if (e.phase === 'pretrain-done')
+          log(`pretrain: done in ${e.seconds}s (loss ${e.lossStart.toFixed(3)} -> ${e.lossEnd.toFixed(3)})`);
+        else if (e.phase === 'task-done')
+          log(
+            `fine-tune [${e.done}/${e.total}] ${e.task}: ${e.seconds.toFixed(1)}s (loss ${e.lossStart.toFixed(3)} -> ${e.lossEnd.toFixed(3)})`,
+          );
+        else if (e.phase === 'write' && e.state === 'done') log(`suite written in ${e.seconds}s`);
+      },
+      stop: () => undefined,
+    };
+  }
+  const multi = new MultiBar(
+    {
+      format: ' {name} |{bar}| {value}/{total} {extra}',
+      hideCursor: true,
+      clearOnComplete: false,
+      stream: process.stderr,
+    },
+    Presets.shades_classic,
+  );
+  let pre: SingleBar | undefined;
+  let models: SingleBar | undefined;
+  const running = new Map<string, SingleBar>();
+  return {
+    onEvent: (e) => {
+      if (e.phase === 'data') {
+        if (e.state === 'start') multi.log(`building task data (${e.tasks} tasks)\n`);
+        else multi.log(`task data done in ${e.seconds}s\n`);
+      } else if (e.phase === 'pretrain') {
+        pre ??= multi.create(e.total, 0, { name: 'pretrain'.padEnd(20), extra: '' });
+        pre.update(e.step, { extra: `loss ${e.loss.toFixed(3)}` });
+      } else if (e.phase === 'pretrain-done') {
+        models = multi.create(24, 0, { name: 'models'.padEnd(20), extra: '' });
+      } else if (e.phase === 'task') {
+        let b = running.get(e.task);
+        if (!b) {
+          b = multi.create(e.total, 0, { name: e.task.padEnd(20), extra: '' });
+          running.set(e.task, b);
+        }
+        b.update(e.step, { extra: `loss ${e.loss.toFixed(3)}` });
+      } else if (e.phase === 'task-done') {
+        const b = running.get(e.task);
+        if (b) {
+          multi.remove(b);
+          running.delete(e.task);
+        }
+        models?.setTotal(e.total);
+        models?.update(e.done, { extra: `last: ${e.task} (${e.seconds.toFixed(1)}s, loss ${e.lossEnd.toFixed(3)})` });
+      }
+    },
+    stop: () => multi.stop(),
+  };
+}
+
+function reportProgress(): (e: ReportEvent) => void {
+  const log = (s: string) => process.stderr.write(s + '\n');
+  return (e) => {
+    if (e.phase === 'merge')
+      log(e.state === 'start' ? `merging: ${e.row}` : `merged ${e.row} in ${e.seconds?.toFixed(1)}s`);
+    else if (e.phase === 'row')
+      log(`evaluated ${e.row.label.padEnd(16)} avg ${(e.row.average * 100).toFixed(1)} (${e.row.seconds.toFixed(1)}s)`);
+  };
+}
+
+export function suiteCommand(): Command {
+  const suite = new Command('suite').description(
+    'the mini-8 merging benchmark: build it, print merge configs for it, report its baseline table',
+  );
+
+  suite
+    .command('build')
+    .description(
+      'build the suite (task data, pretrained tiny CLIP ViT, heads, 24 fine-tuned models) reproducibly from a seed',
+    )
+    .argument('<out>', 'suite folder: a path, file:// or s3:// URI')
+    .option('--seed <n>', 'seed of every random choice', intArg('--seed'), 0)
+    .option('--size <size>', "'full' (the benchmark) or 'small' (for tests)", 'full')
+    .option('--workers <n>', 'models trained at once in worker threads (default: one per core)', intArg('--workers'))
+    .option('--backend <name>', `tensor backend for training (${BACKEND_CHOICES.join(', ')}; default wasm)`, backendArg)
+    .option('--json', 'print the suite manifest as JSON')
+    .action(
+      async (
+        out: string,
+        opts: { seed: number; size: string; workers?: number; backend?: BackendChoice; json?: boolean },
+      ) => {
+        if (opts.size !== 'full' && opts.size !== 'small')
+          throw new InvalidArgumentError(`--size must be 'full' or 'small', got '${opts.size}'`);
+        const folder = suiteFolder(out);
+        const progress = buildProgress(process.stderr.isTTY === true && !opts.json);
+        let m;
+        try {
+          m = await buildSuite(folder, {
+            seed: opts.seed,
+            size: opts.size,
+            workers: opts.workers,
+            backend: opts.backend,
+            onEvent: progress.onEvent,
+          });
+        } finally {
+          progress.stop();
+        }
+        if (opts.json) printJson(m);
+        else {
+          console.log(
+            `suite ${m.name} (${m.size}, seed ${m.seed}) built in ${m.build.seconds}s on ${m.build.backend} with ${m.build.workers} worker(s)`,
+          );
+          console.log(`  manifest   ${folder}/suite.json`);
+          console.log(`  pretrained ${folder}/${m.pretrained}`);
+          console.log(`  targets    ${m.targets.join(', ')}`);
+          console.log(`  irrelevant ${m.irrelevant.length} models`);
+          console.log(
+            `next: mergeflow suite report ${out}   or   mergeflow suite config ${out} --method task_arithmetic`,
+          );
+        }
+      },
+    );
+
+  suite
+    .command('config')
+    .description('print a ready-to-run merge config (YAML) for the suite')
+    .argument('<suite>', 'suite folder or its suite.json')
+    .requiredOption('--method <method>', 'merge method, e.g. weight_average, task_arithmetic, ties')
+    .option('--irrelevant <n>', 'add the first N irrelevant models to the pool', intArg('--irrelevant'), 0)
+    .option('--output <uri>', 'output folder (default <suite>/merged/<method>)')
+    .action(async (s: string, opts: { method: string; irrelevant: number; output?: string }) => {
+      const st = await openSuite(s);
+      process.stdout.write(
+        suiteConfigYaml(st, {
+          method: opts.method,
+          irrelevant: opts.irrelevant,
+          output: opts.output ? normalizeUri(opts.output) : undefined,
+        }),
+      );
+    });
+
+  suite
+    .command('report')
+    .description(
+      'evaluate pretrained, individual, weight averaging, Task Arithmetic and TIES; print the table, write report.md/.json/.png',
+    )
+    .argument('<suite>', 'suite folder or its suite.json')
+    .option('--json', 'print the report as JSON instead of Markdown')
+    .option('--out <dir>', 'folder for report.md, report.json, report.png (default: the suite folder)')
+    .option('--limit <n>', 'evaluate at most N test images per task', intArg('--limit', 1))
+    .action(async (s: string, opts: { json?: boolean; out?: string; limit?: number }) => {
+      await ensureBackend();
+      const r = await suiteReport(s, { onEvent: opts.json ? undefined : reportProgress(), limit: opts.limit });
+      const files = await writeReport(r, opts.out ?? suiteFolder(s));
+      if (opts.json) printJson(r);
+      else {
+        process.stdout.write(reportMarkdown(r));
+        console.log(`\nwritten: ${files.md}, ${files.json}, ${files.png}`);
+      }
+    });
+
+  return suite;
+}

@@ -1,0 +1,79 @@
+/**
+ * `mergeflow suite config`: a ready-to-run merge config for a suite: base = the pretrained model, models = the
+ * 8 fine-tuned target models (+ N irrelevant ones), the method's default parameters, output = a folder under
+ * the suite. The suite's heads and data go in an extra `suite:` field, which the config schema passes through
+ * (data-driven methods read their heads and data from it). All references are absolute URIs, so the YAML
+ * works wherever it is saved.
+ */
+import { stringify } from 'yaml';
+import { DATA_FREE_METHODS, dataFreeMethod } from '../merge/registry';
+import { joinUri } from '../store';
+import { Suite, SuiteError } from './manifest';
+
+export interface SuiteConfigOptions {
+  method: string;
+  /** Irrelevant models added to the pool (the first N of the suite's irrelevant tasks). */
+  irrelevant?: number;
+  /** Override the output folder. */
+  output?: string;
+  /** Override method parameters (merged over the defaults). */
+  parameters?: Record<string, unknown>;
+}
+
+/** Default parameters of a method: its schema's defaults. */
+export function defaultParameters(method: string): Record<string, unknown> {
+  if (!DATA_FREE_METHODS[method]) {
+    throw new SuiteError(
+      `unknown merge method '${method}'; choose one of ${Object.keys(DATA_FREE_METHODS).join(', ')}`,
+    );
+  }
+  return dataFreeMethod(method).params.parse({}) as Record<string, unknown>;
+}
+
+/** The folder a method's merge of this suite is written to by default. */
+export function mergedFolder(suite: Suite, method: string, irrelevant = 0): string {
+  return joinUri(suite.uri, 'merged', irrelevant ? `${method}-irrelevant${irrelevant}` : method);
+}
+
+export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record<string, unknown> {
+  const n = opts.irrelevant ?? 0;
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new SuiteError(`--irrelevant must be a non-negative integer, got ${opts.irrelevant}`);
+  if (n > suite.irrelevant.length) {
+    throw new SuiteError(`--irrelevant ${n}: this suite has only ${suite.irrelevant.length} irrelevant models`);
+  }
+  const parameters = { ...defaultParameters(opts.method), ...(opts.parameters ?? {}) };
+  const irr = suite.irrelevant.slice(0, n);
+  const models = [...suite.targets, ...irr].map((name) => ({ name, checkpoint: suite.task(name).model }));
+  const name = `${suite.manifest.name}-${opts.method}${n ? `-irrelevant${n}` : ''}`.replace(/[^A-Za-z0-9_.-]/g, '-');
+  return {
+    name,
+    method: opts.method,
+    base: suite.pretrained,
+    models,
+    parameters,
+    output: opts.output ?? mergedFolder(suite, opts.method, n),
+    suite: {
+      uri: suite.uri,
+      name: suite.manifest.name,
+      seed: suite.manifest.seed,
+      size: suite.manifest.size,
+      tasks: Object.fromEntries(
+        suite.targets.map((t) => {
+          const x = suite.task(t);
+          return [t, { head: x.head, train: x.train, test: x.test, classes: x.classes }];
+        }),
+      ),
+      irrelevant: irr,
+    },
+  };
+}
+
+/** The config as YAML, with a short comment on top. */
+export function suiteConfigYaml(suite: Suite, opts: SuiteConfigOptions): string {
+  const doc = suiteMergeConfig(suite, opts);
+  const head =
+    `# ${opts.method} over the ${suite.manifest.name} suite (${suite.uri}, seed ${suite.manifest.seed}, ${suite.manifest.size})\n` +
+    `# ${suite.targets.length} target models${opts.irrelevant ? ` + ${opts.irrelevant} irrelevant` : ''}; run with: mergeflow run THIS.yaml --wait\n`;
+  return head + stringify(doc, { lineWidth: 0 });
+}

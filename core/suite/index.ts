@@ -1,0 +1,5 @@
+export * from './manifest';
+export * from './recipe';
+export * from './build';
+export * from './config';
+export * from './report';

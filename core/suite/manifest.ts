@@ -1,0 +1,141 @@
+/**
+ * suite.json: what a suite holds and where. Paths inside are relative to the suite folder, so a suite can be
+ * copied or moved (file:// <-> s3://) as a whole; openSuite() resolves them to absolute URIs.
+ *
+ * Everything but the `build` block is a function of (seed, size, recipe, mergeflow version): two builds with
+ * the same seed write the same bytes for every other file, and the same suite.json apart from `build`.
+ */
+import { z } from 'zod';
+import { joinUri, normalizeUri, NotFoundError, storeFor } from '../store';
+
+export const SUITE_FILE = 'suite.json';
+export const SUITE_FORMAT = 'mergeflow-suite';
+
+const rel = z.string().min(1);
+
+export const suiteTaskSchema = z.object({
+  name: z.string(),
+  kind: z.enum(['target', 'irrelevant']),
+  classes: z.number().int().positive(),
+  classNames: z.array(z.string()),
+  transform: z.string(),
+  label: z.string(),
+  model: rel,
+  head: rel,
+  train: rel,
+  test: rel,
+  finetune: z.object({ lossStart: z.number(), lossEnd: z.number() }),
+});
+
+export const suiteManifestSchema = z.object({
+  format: z.literal(SUITE_FORMAT),
+  version: z.literal(1),
+  name: z.string(),
+  seed: z.number().int(),
+  size: z.enum(['full', 'small']),
+  imageShape: z.tuple([z.number(), z.number(), z.number()]),
+  pretrained: rel,
+  pretext: z.object({
+    objective: z.string(),
+    description: z.string(),
+    classes: z.array(z.string()),
+    lossStart: z.number(),
+    lossEnd: z.number(),
+  }),
+  heads: z.object({ kind: z.string(), description: z.string(), logitScale: z.number() }),
+  recipe: z.record(z.string(), z.unknown()),
+  tasks: z.array(suiteTaskSchema),
+  targets: z.array(z.string()),
+  irrelevant: z.array(z.string()),
+  data: rel,
+  /** sha256 of every other file of the suite, by relative path. */
+  files: z.record(z.string(), z.string()),
+  build: z
+    .object({
+      startedAt: z.string(),
+      seconds: z.number(),
+      backend: z.string(),
+      workers: z.number(),
+      mergeflow: z.string(),
+      phases: z.record(z.string(), z.number()),
+    })
+    .passthrough(),
+});
+
+export type SuiteManifest = z.infer<typeof suiteManifestSchema>;
+export type SuiteTask = z.infer<typeof suiteTaskSchema>;
+
+export class SuiteError extends Error {
+  override name = 'SuiteError';
+}
+
+/** A suite with every path resolved to an absolute URI. */
+export interface Suite {
+  /** The suite folder. */
+  uri: string;
+  manifest: SuiteManifest;
+  pretrained: string;
+  tasks: (SuiteTask & { model: string; head: string; train: string; test: string })[];
+  targets: string[];
+  irrelevant: string[];
+  task(name: string): Suite['tasks'][number];
+}
+
+/** The suite folder for SUITE given as a folder, its suite.json, a file:// / s3:// URI or a plain path. */
+export function suiteFolder(uriOrPath: string): string {
+  const uri = normalizeUri(uriOrPath).replace(/\/+$/, '');
+  return uri.endsWith('/' + SUITE_FILE) ? uri.slice(0, -SUITE_FILE.length - 1) : uri;
+}
+
+export async function openSuite(uriOrPath: string): Promise<Suite> {
+  const folder = suiteFolder(uriOrPath);
+  const file = joinUri(folder, SUITE_FILE);
+  let text: string;
+  try {
+    text = Buffer.from(await storeFor(file).readAll(file)).toString('utf8');
+  } catch (e) {
+    if (e instanceof NotFoundError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new SuiteError(
+        `${folder}: not a suite (no ${SUITE_FILE}); build one with 'mergeflow suite build ${uriOrPath}'`,
+      );
+    }
+    throw e;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new SuiteError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const r = suiteManifestSchema.safeParse(json);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new SuiteError(`${file}: not a valid suite manifest (${i.path.join('.') || 'top level'}: ${i.message})`);
+  }
+  const m = r.data;
+  const abs = (p: string) => joinUri(folder, p);
+  const tasks = m.tasks.map((t) => ({
+    ...t,
+    model: abs(t.model),
+    head: abs(t.head),
+    train: abs(t.train),
+    test: abs(t.test),
+  }));
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  return {
+    uri: folder,
+    manifest: m,
+    pretrained: abs(m.pretrained),
+    tasks,
+    targets: m.targets,
+    irrelevant: m.irrelevant,
+    task(name: string) {
+      const t = byName.get(name);
+      if (!t)
+        throw new SuiteError(
+          `${folder}: no task '${name}' in this suite; it has ${m.tasks.map((x) => x.name).join(', ')}`,
+        );
+      return t;
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The mini-8 suite's recipe per size: the tiny CLIP-style ViT, and how long it is pretrained and fine-tuned.
+ * Everything a build does follows from (recipe, seed); the recipe is written into suite.json.
+ */
+import type { ClipVisionConfig } from '../models/clip_vit_config';
+import type { TaskSize } from '../data/tasks';
+import type { PretextMode } from './pretext';
+
+export interface TrainRecipe {
+  /** Optimiser steps. */
+  steps: number;
+  /** Images per step. */
+  batchSize: number;
+  /** Peak Adam learning rate; linear warm-up over `warmup` steps, then cosine decay to 10 % of the peak. */
+  lr: number;
+  warmup: number;
+  /**
+   * Layer-wise learning-rate decay: the output side (post layer norm, projection, head) trains at `lr`, each
+   * encoder layer below it at `layerDecay` times the one above, the embeddings below the first layer. 1 = off.
+   */
+  layerDecay?: number;
+}
+
+export interface SuiteRecipe {
+  size: TaskSize;
+  model: ClipVisionConfig;
+  pretrain: TrainRecipe;
+  finetune: TrainRecipe;
+  /** Train images per class used to fit each task's head (class-mean prototypes). */
+  headImagesPerTask: number;
+  /** log of the heads' logit scale (CLIP convention: scale = exp(logitScale)). */
+  headLogitScale: number;
+  /** log of the scale of the pretext head used while pretraining. */
+  pretextLogitScale: number;
+  /** Train rows per task fed to the pooled pretraining data. */
+  pretrainRowsPerTask: number;
+  /** Data-parallel shards of each pretraining step (fixed: the result depends on it, not on the core count). */
+  pretrainShards: number;
+  /** The pretraining label space (see pretext.ts). */
+  pretext: PretextMode;
+  /** k-means clusters per domain for the 'cluster' pretext. */
+  pretextClusters: number;
+}
+
+const base = (over: Partial<ClipVisionConfig>): ClipVisionConfig => ({
+  hiddenSize: 48,
+  intermediateSize: 192,
+  numHiddenLayers: 3,
+  numAttentionHeads: 4,
+  imageSize: 28,
+  patchSize: 7,
+  numChannels: 1,
+  projectionDim: 32,
+  layerNormEps: 1e-5,
+  hiddenAct: 'quick_gelu',
+  ...over,
+});
+
+export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
+  full: {
+    size: 'full',
+    model: base({}),
+    pretrain: { steps: 400, batchSize: 64, lr: 2e-3, warmup: 40 },
+    finetune: { steps: 150, batchSize: 64, lr: 5e-4, warmup: 15 },
+    headImagesPerTask: 1000,
+    headLogitScale: Math.log(100),
+    pretextLogitScale: Math.log(10),
+    pretrainRowsPerTask: 4000,
+    pretrainShards: 2,
+    pretext: 'cluster',
+    pretextClusters: 16,
+  },
+  small: {
+    size: 'small',
+    model: base({ hiddenSize: 16, intermediateSize: 32, numHiddenLayers: 1, numAttentionHeads: 2, projectionDim: 16 }),
+    pretrain: { steps: 12, batchSize: 32, lr: 2e-3, warmup: 2 },
+    finetune: { steps: 4, batchSize: 32, lr: 1e-3, warmup: 1 },
+    headImagesPerTask: 128,
+    headLogitScale: Math.log(100),
+    pretextLogitScale: Math.log(10),
+    pretrainRowsPerTask: 256,
+    pretrainShards: 2,
+    pretext: 'cluster',
+    pretextClusters: 16,
+  },
+};
+
+/** Learning rate at step t (0-based): linear warm-up, then cosine decay to 10 % of the peak. */
+export function learningRate(r: TrainRecipe, t: number): number {
+  if (t < r.warmup) return (r.lr * (t + 1)) / r.warmup;
+  const span = Math.max(1, r.steps - r.warmup);
+  const p = Math.min(1, (t - r.warmup) / span);
+  return r.lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * p)));
+}
+
+/** The Hugging Face config.json of a CLIPVisionModelWithProjection with this config. */
+export function hfConfigJson(c: ClipVisionConfig): Record<string, unknown> {
+  return {
+    architectures: ['CLIPVisionModelWithProjection'],
+    model_type: 'clip_vision_model',
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numHiddenLayers,
+    num_attention_heads: c.numAttentionHeads,
+    image_size: c.imageSize,
+    patch_size: c.patchSize,
+    num_channels: c.numChannels,
+    projection_dim: c.projectionDim,
+    layer_norm_eps: c.layerNormEps,
+    hidden_act: c.hiddenAct,
+    torch_dtype: 'float32',
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * The mini-8 suite, small size: reproducible bytes from the seed (two builds with one seed are identical,
+ * another seed differs), the layout and manifest, `suite config` (accepted by the config schema as is) and
+ * `suite report` (table, JSON, PNG). Builds go through the CLI, as a user runs them.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { validateConfig } from '../core/config/load';
+import { loadClipVision, disposeParams } from '../core/models/clip_vit';
+import { loadHead, disposeHead } from '../core/models/head';
+import { openDataset } from '../core/data/dataset';
+import { ensureBackend } from '../core/eval/evaluate';
+import { openSuite, SuiteManifest } from '../core/suite/manifest';
+import { runCli, tmpDir } from './helpers/env';
+
+function filesUnder(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(root, p));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+function manifestOf(dir: string): SuiteManifest {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'suite.json'), 'utf8')) as SuiteManifest;
+}
+
+async function build(dir: string, seed: number): Promise<void> {
+  const r = await runCli(['suite', 'build', dir, '--size', 'small', '--seed', String(seed)], {}, 120_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /suite mini-8 \(small, seed \d+\) built in/);
+  assert.match(r.stderr, /fine-tune \[24\/24\]/, 'progress lines on stderr');
+}
+
+describe('mini-8 suite (small)', () => {
+  const root = tmpDir('suite');
+  const a = path.join(root, 'a');
+  const first = path.join(root, 'a-first');
+  const b = path.join(root, 'b');
+
+  before(async () => {
+    // data/tasks.json lists absolute URIs, so the two same-seed builds go to the same path
+    await build(a, 1);
+    fs.renameSync(a, first);
+    await build(a, 1);
+    await build(b, 2);
+    await ensureBackend();
+  });
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('same seed: identical bytes in every file (suite.json apart from its build block)', () => {
+    const fa = filesUnder(a);
+    assert.deepEqual(fa, filesUnder(first));
+    assert.ok(fa.length > 24 * 2 + 24 * 4, `${fa.length} files`);
+    for (const f of fa) {
+      if (f === 'suite.json') continue;
+      assert.ok(
+        fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(first, f))),
+        `${f} differs between two builds with seed 1`,
+      );
+    }
+    const ma = manifestOf(a);
+    const m1 = manifestOf(first);
+    assert.ok(ma.build.seconds < 60, `small build took ${ma.build.seconds}s`);
+    const strip = (m: SuiteManifest) => ({ ...m, build: undefined });
+    assert.deepEqual(strip(ma), strip(m1));
+  });
+
+  it('another seed: different data, pretrained model, heads and fine-tuned models', () => {
+    const ma = manifestOf(a);
+    const mb = manifestOf(b);
+    assert.equal(mb.seed, 2);
+    for (const f of [
+      'models/pretrained/model.safetensors',
+      'models/digits/model.safetensors',
+      'heads/digits.safetensors',
+      'data/digits/train.safetensors',
+    ]) {
+      assert.notEqual(ma.files[f], mb.files[f], `${f} should differ between seeds`);
+      assert.ok(!fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))));
+    }
+    // config.json depends only on the size
+    assert.equal(ma.files['models/pretrained/config.json'], mb.files['models/pretrained/config.json']);
+  });
+
+  it('layout: 8 targets + 16 irrelevant, HF model folders, heads, data, hashes', async () => {
+    const s = await openSuite(a);
+    assert.equal(s.targets.length, 8);
+    assert.equal(s.irrelevant.length, 16);
+    assert.deepEqual(s.targets, [
+      'digits',
+      'fashion',
+      'digits-rot90',
+      'fashion-invert',
+      'fashion-groups',
+      'digits-parity',
+      'digits-ge5',
+      'fashion-vflip',
+    ]);
+    const pre = await loadClipVision(s.pretrained);
+    assert.equal(pre.config.imageSize, 28);
+    disposeParams(pre.params);
+    for (const name of ['digits', 'source-id']) {
+      const t = s.task(name);
+      const m = await loadClipVision(t.model);
+      const h = await loadHead(t.head);
+      assert.deepEqual(h.weight.shape, [t.classes, m.config.projectionDim]);
+      assert.ok(Math.abs(h.logitScale - Math.log(100)) < 1e-6);
+      disposeParams(m.params);
+      disposeHead(h);
+      const test = await openDataset(t.test);
+      assert.equal(test.n, 128);
+      assert.ok(test.labels);
+    }
+    const m = s.manifest;
+    for (const [f, sha] of Object.entries(m.files)) {
+      assert.match(sha, /^[0-9a-f]{64}$/);
+      assert.ok(fs.existsSync(path.join(a, f)), f);
+    }
+  });
+
+  it('suite config: a ready-to-run YAML the config schema accepts as is', async () => {
+    const r = await runCli(['suite', 'config', a, '--method', 'ties', '--irrelevant', '3']);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = parseYaml(r.stdout) as Record<string, unknown>;
+    const cfg = validateConfig(doc, 'suite config', '/nonexistent-cwd');
+    const s = await openSuite(a);
+    assert.equal(cfg.method, 'ties');
+    assert.equal(cfg.base, s.pretrained);
+    assert.deepEqual(
+      cfg.models.map((x) => x.name),
+      [...s.targets, ...s.irrelevant.slice(0, 3)],
+    );
+    assert.deepEqual(cfg.parameters, { scaling: 0.3, keep: 0.2, merge: 'sum' });
+    assert.equal(cfg.output, `${s.uri}/merged/ties-irrelevant3`);
+    const suite = (cfg as unknown as { suite: { tasks: Record<string, { head: string; test: string }> } }).suite;
+    assert.deepEqual(Object.keys(suite.tasks), s.targets);
+    assert.equal(suite.tasks.digits.head, s.task('digits').head);
+    const bad = await runCli(['suite', 'config', a, '--method', 'nope']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /unknown merge method 'nope'/);
+  });
+
+  it("suite report: table in the papers' layout, report.json, a PNG chart", async () => {
+    const out = path.join(root, 'report');
+    const r = await runCli(['suite', 'report', a, '--json', '--out', out], {}, 120_000);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as {
+      rows: { method: string; tasks: Record<string, number>; average: number }[];
+      tasks: string[];
+    };
+    assert.deepEqual(
+      j.rows.map((x) => x.method),
+      ['pretrained', 'individual', 'weight_average', 'task_arithmetic', 'ties'],
+    );
+    for (const row of j.rows) {
+      assert.deepEqual(Object.keys(row.tasks), j.tasks);
+      for (const v of Object.values(row.tasks)) assert.ok(v >= 0 && v <= 1);
+    }
+    const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+    assert.match(
+      md,
+      /\| Method \| digits \| fashion \| digits-rot90 \| fashion-invert \| fashion-groups \| digits-parity \| digits-ge5 \| fashion-vflip \| Avg\. \|/,
+    );
+    assert.match(md, /\| Task Arithmetic \|( \d+\.\d \|){8} \*\*\d+\.\d\*\* \|/);
+    const png = fs.readFileSync(path.join(out, 'report.png'));
+    assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])));
+    assert.ok(png.length > 10_000);
+    assert.ok(fs.existsSync(path.join(a, 'merged', 'task_arithmetic', 'model.safetensors')));
+    assert.ok(fs.existsSync(path.join(a, 'merged', 'task_arithmetic', 'config.json')));
+  });
+});
