@@ -51,7 +51,7 @@ export function chartSvg(input: ChartInput): string {
   if (input.subtitle) text(40, 74, input.subtitle, 16, 'fill="#555"');
 
   // top panel: horizontal bars, average accuracy per method
-  const top = 110;
+  const top = 130;
   const barH = 30;
   const gap = 12;
   const labelW = 230;
