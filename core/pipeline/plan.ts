@@ -4,8 +4,8 @@
  * it travels in Temporal payloads, so it holds URIs and counts, never tensors or tensor lists.
  */
 import { MergeConfig } from '../config/schema';
-import { Checkpoint, DType, isFloatDType, numel, TensorInfo } from '../safetensors';
-import { basenameUri, dirnameUri, joinUri } from '../store/uri';
+import { Checkpoint, DType, DTYPE_BYTES, isFloatDType, numel, TensorInfo } from '../safetensors';
+import { dirnameUri, joinUri } from '../store/uri';
 import { dataFreeMethod } from '../merge/registry';
 import { GlobalPass } from '../merge/method';
 
@@ -137,11 +137,7 @@ export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergeP
   for (const t of base.tensors) {
     const n = numel(t.shape);
     if (isFloatDType(t.dtype)) mergedElements += n;
-    outputBytes +=
-      n *
-      ({ F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const)[
-        outputDType(t, dtype)
-      ];
+    outputBytes += n * DTYPE_BYTES[outputDType(t, dtype)];
   }
   return {
     runId,
@@ -171,5 +167,3 @@ export function partUri(plan: MergePlan, shard: number): string {
 export function histUri(plan: MergePlan, level: 'high' | 'low', shard: number): string {
   return `${plan.workPrefix}hist/${level}-${String(shard).padStart(5, '0')}.json`;
 }
-
-export { basenameUri };
