@@ -230,6 +230,10 @@ test('writeTaskDatasets writes datasets that openDataset reads back', async () =
   );
   const listing = JSON.parse(await fs.readFile(path.join(dir, 'tasks.json'), 'utf8'));
   assert.equal(listing.tasks.length, 2);
+  // paths relative to the root: the same build in another folder writes the same tasks.json
+  assert.equal(listing.tasks[0].train.uri, 'fashion-groups/train.safetensors');
+  assert.equal(listing.tasks[1].test.jsonUri, 'digits-quadrant/test.json');
+  assert.equal(written[0].train.uri, `${root}/fashion-groups/train.safetensors`);
   const ds = await openDataset(`${root}/fashion-groups/test.safetensors`);
   assert.equal(ds.n, SPLIT_SIZES.small.test);
   assert.equal(ds.classes, 4);

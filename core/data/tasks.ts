@@ -572,7 +572,7 @@ export interface WrittenTask {
 
 /**
  * Build tasks and write them under `root`: <root>/<task>/train.safetensors (+ train.json) and test.*, plus
- * <root>/tasks.json listing what was written. Returns the listing.
+ * <root>/tasks.json listing what was written (paths relative to `root`). Returns the listing, with full URIs.
  */
 export async function writeTaskDatasets(
   root: string,
@@ -599,7 +599,21 @@ export async function writeTaskDatasets(
     });
   }
   const imageShape = [opts.image?.channels ?? 1, opts.image?.size ?? S, opts.image?.size ?? S];
-  const listing = { seed: opts.seed, size: opts.size, imageShape, tasks: out };
+  // paths in the listing are relative to `root`, so the same build in another folder writes the same bytes
+  const rel = (d: WrittenDataset) => ({
+    ...d,
+    uri: relativeTo(root, d.uri),
+    jsonUri: d.jsonUri === undefined ? undefined : relativeTo(root, d.jsonUri),
+  });
+  const tasks = out.map((w) => ({ ...w, train: rel(w.train), test: rel(w.test) }));
+  const listing = { seed: opts.seed, size: opts.size, imageShape, tasks };
   await putObject(joinUri(root, 'tasks.json'), Buffer.from(JSON.stringify(listing, null, 2) + '\n', 'utf8'));
   return out;
+}
+
+/** `uri` relative to the folder `root` (both as written by joinUri). */
+function relativeTo(root: string, uri: string): string {
+  const prefix = joinUri(root, '');
+  if (!uri.startsWith(prefix)) throw new Error(`internal: ${uri} is not under ${root}`);
+  return uri.slice(prefix.length);
 }
