@@ -1,77 +1,150 @@
 /**
- * `mergeflow demo`: the whole path on a small built-in example. Starts the local stack if needed and a worker
- * in this process, writes a few small checkpoints to S3, runs Task Arithmetic and TIES through Temporal,
- * and prints where the outputs are.
+ * `mergeflow demo`: the main job end to end on the built-in mini-8 suite. Starts the local stack if needed
+ * and a worker in this process; builds the suite into S3 (or reuses the one already there); runs weight
+ * averaging, Task Arithmetic and TIES through Temporal; evaluates pretrained, individual and merged models on
+ * the 8 target tasks; prints the baseline table and writes report.md/.json/.png.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command } from 'commander';
-import { stringify } from 'yaml';
-import { loadConfig } from '../../core/config/load';
+import { Command, InvalidArgumentError } from 'commander';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
-import { writeSyntheticCheckpoints } from '../../core/synthetic';
+import { buildSuite } from '../../core/suite/build';
+import { openSuite, Suite } from '../../core/suite/manifest';
+import { MergeRunner, reportMarkdown, suiteReport, writeReport } from '../../core/suite/report';
+import { ensureBackend } from '../../core/eval/evaluate';
+import { VERSION } from '../../core/version';
+import { normalizeUri, storeFor, joinUri } from '../../core/store';
 import { applyStackEnv, stackHome, stackStatus, stackUp } from '../../infra/stack';
 import { createWorker } from '../../workers/worker';
 import { setLogLevel } from '../../workers/logger';
 import { connectClient } from '../client';
 import { follow } from '../follow';
-import { resultLines } from '../format';
+import { printJson } from '../format';
+import { UsageError } from '../errors';
 import { newRunId } from '../run_id';
+import { buildProgress, reportProgress } from '../suite_progress';
+
+interface DemoOptions {
+  stack: boolean;
+  size: string;
+  seed: number;
+  suite?: string;
+  prefix?: string;
+  rebuild?: boolean;
+  out?: string;
+  json?: boolean;
+}
+
+const log = (s: string) => process.stderr.write(s + '\n');
+
+/** The suite at `uri` if a complete one (suite.json is written last) of this size, seed and version is there. */
+async function reusableSuite(uri: string, size: string, seed: number): Promise<Suite | undefined> {
+  if (!(await storeFor(uri).stat(joinUri(uri, 'suite.json')))) return undefined;
+  const s = await openSuite(uri);
+  const m = s.manifest;
+  return m.size === size && m.seed === seed && m.build.mergeflow === VERSION ? s : undefined;
+}
+
+async function demoSuite(opts: DemoOptions, bucket: string): Promise<Suite> {
+  if (opts.suite) return openSuite(opts.suite);
+  const home = normalizeUri(opts.prefix ?? `s3://${bucket}/demo`);
+  const uri = joinUri(home, `mini-8-${opts.size}-seed${opts.seed}`);
+  const found = opts.rebuild ? undefined : await reusableSuite(uri, opts.size, opts.seed);
+  if (found) {
+    log(`using the suite built earlier at ${uri} (--rebuild builds it again)`);
+    return found;
+  }
+  log(`building the mini-8 suite (${opts.size}, seed ${opts.seed}) into ${uri}`);
+  const progress = buildProgress(process.stderr.isTTY === true);
+  try {
+    await buildSuite(uri, { seed: opts.seed, size: opts.size as 'small' | 'full', onEvent: progress.onEvent });
+  } finally {
+    progress.stop();
+  }
+  return openSuite(uri);
+}
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('run Task Arithmetic and TIES end to end on built-in checkpoints (starts the stack if needed)')
+    .description(
+      'the main job end to end: build the mini-8 suite into S3, merge it through Temporal (weight averaging, ' +
+        'Task Arithmetic, TIES), evaluate, print the baseline table (starts the stack if needed)',
+    )
+    .option(
+      '--size <size>',
+      "suite size: 'small' (about 10 s to build) or 'full' (about 11 min, the real benchmark)",
+      'small',
+    )
+    .option(
+      '--seed <n>',
+      'suite seed',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('--seed must be an integer >= 0');
+        return n;
+      },
+      0,
+    )
+    .option('--suite <uri>', 'use this existing suite instead of building one')
+    .option(
+      '--prefix <uri>',
+      'folder (any store URI) the demo keeps its suite and merges in (default s3://$MERGEFLOW_BUCKET/demo)',
+    )
+    .option('--rebuild', 'build the suite again even if the demo built it before')
+    .option('--out <dir>', 'folder for report.md, report.json, report.png (default .mergeflow/demo)')
+    .option('--json', 'print the report as JSON instead of Markdown')
     .option('--no-stack', 'use TEMPORAL_ADDRESS / AWS_ENDPOINT_URL_S3 as they are; do not start the local stack')
-    .action(async (opts: { stack: boolean }) => {
+    .addHelpText(
+      'after',
+      '\nThe suite is kept at <prefix>/mini-8-<size>-seed<seed>, so a second run only merges and\n' +
+        'evaluates. The small suite checks the machinery; its models are too small for the methods to differ much.\n' +
+        'Run `mergeflow demo --size full` once for the table that separates them.',
+    )
+    .action(async (opts: DemoOptions) => {
+      if (opts.size !== 'small' && opts.size !== 'full')
+        throw new UsageError(`--size must be 'small' or 'full', got '${opts.size}'`);
       if (opts.stack) {
         const s = await stackStatus({ quiet: true });
         if (s.services.temporal.state !== 'running' || s.services.s3.state !== 'running') await stackUp();
         applyStackEnv();
       }
       const bucket = process.env.MERGEFLOW_BUCKET ?? 'mergeflow';
-      const prefix = `s3://${bucket}/demo/checkpoints`;
-      console.log(`writing demo checkpoints to ${prefix}/`);
-      const ck = await writeSyntheticCheckpoints(prefix, { seed: 7, models: 4, dim: 128, layers: 6 });
-      const dir = path.join(stackHome(), 'demo');
-      fs.mkdirSync(dir, { recursive: true });
-      const runs: { method: string; parameters: Record<string, unknown> }[] = [
-        { method: 'task_arithmetic', parameters: { scaling: 0.3 } },
-        { method: 'ties', parameters: { scaling: 0.3, keep: 0.2 } },
-      ];
       const { client, target } = await connectClient();
       if (!process.env.MERGEFLOW_LOG_LEVEL) setLogLevel('warn');
+      const suite = await demoSuite(opts, bucket);
+      if (suite.manifest.size === 'small' && !opts.json)
+        log('note: the small suite exercises the machinery; `mergeflow demo --size full` gives the real table');
+      await ensureBackend();
+
       const { worker, connection } = await createWorker();
-      try {
-        await worker.runUntil(async () => {
-          for (const r of runs) {
-            const file = path.join(dir, `${r.method}.yaml`);
-            fs.writeFileSync(
-              file,
-              stringify({
-                method: r.method,
-                base: ck.base,
-                models: ck.models,
-                parameters: r.parameters,
-                output: `s3://${bucket}/demo/merged/${r.method}.safetensors`,
-              }),
-            );
-            const config = loadConfig(file);
-            const runId = newRunId(`demo-${r.method}`);
-            console.log(`\n${r.method}: config ${file}`);
-            const handle = await client.workflow.start('dataFreeMerge', {
-              taskQueue: target.taskQueue,
-              workflowId: runId,
-              args: [{ config } satisfies MergeRunInput],
-            });
-            const result = await follow<MergeResult>(handle, { bar: process.stderr.isTTY === true });
-            console.log(resultLines(result).join('\n'));
-          }
+      const merge: MergeRunner = async (config, method) => {
+        const runId = newRunId(`demo-${method}`);
+        log(`${method}: workflow ${runId} -> ${config.output}`);
+        const handle = await client.workflow.start('dataFreeMerge', {
+          taskQueue: target.taskQueue,
+          workflowId: runId,
+          args: [{ config } satisfies MergeRunInput],
         });
+        const r = await follow<MergeResult>(handle, {
+          bar: process.stderr.isTTY === true,
+          quiet: process.stderr.isTTY !== true,
+        });
+        log(`${method}: done, sha256 ${r.output.sha256.slice(0, 16)}…, manifest ${r.manifestUri}`);
+      };
+      let report;
+      try {
+        report = await worker.runUntil(
+          suiteReport(suite.uri, { merge, onEvent: opts.json ? undefined : reportProgress() }),
+        );
       } finally {
         await connection.close();
       }
-      console.log(
-        `\ndone: merged checkpoints are under s3://${bucket}/demo/merged/ (each with a .manifest.json beside it)`,
-      );
+      const outDir = normalizeUri(opts.out ?? path.join(stackHome(), 'demo'));
+      const files = await writeReport(report, outDir);
+      if (opts.json) printJson(report);
+      else {
+        process.stdout.write(reportMarkdown(report));
+        console.log(`\nwritten: ${files.md}, ${files.json}, ${files.png}`);
+        console.log(`merged models: ${joinUri(suite.uri, 'merged')}/<method> (each with mergeflow.manifest.json)`);
+      }
     });
 }

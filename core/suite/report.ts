@@ -2,9 +2,10 @@
  * `mergeflow suite report`: the baseline table of a suite in the papers' layout. Evaluates the pretrained
  * model, each individual fine-tuned model (on its own task), and the data-free merges (weight averaging,
  * Task Arithmetic λ = 0.3, TIES keep 20 % λ = 0.3), run in this process with core/pipeline runLocalMerge into
- * <suite>/merged/<method>. Writes report.md, report.json and report.png (+ report.svg).
+ * <suite>/merged/<method> (or by the caller's runner, e.g. through Temporal). Writes report.md, report.json and report.png (+ report.svg).
  */
 import { validateConfig } from '../config/load';
+import type { MergeConfig } from '../config/schema';
 import { evaluateModel, SuiteAccuracy, ensureBackend, TaskEvalSpec } from '../eval/evaluate';
 import { runLocalMerge } from '../pipeline/local';
 import { joinUri, normalizeUri, putObject } from '../store';
@@ -48,11 +49,20 @@ export type ReportEvent =
   | { phase: 'merge'; row: string; state: 'start' | 'done'; seconds?: number }
   | { phase: 'row'; row: ReportRow };
 
+/** Runs one merge config to its output (default: in this process with runLocalMerge). */
+export type MergeRunner = (config: MergeConfig, method: string) => Promise<void>;
+
 export interface ReportOptions {
   onEvent?: (e: ReportEvent) => void;
   /** Evaluate at most this many test rows per task. */
   limit?: number;
+  /** How the merges run: the demo passes one that runs them through Temporal. */
+  merge?: MergeRunner;
 }
+
+const localMerge: MergeRunner = async (config, method) => {
+  await runLocalMerge(config, `report-${method}`);
+};
 
 function evalSpecs(suite: Suite, names: readonly string[]): TaskEvalSpec[] {
   return names.map((n) => {
@@ -109,11 +119,10 @@ export async function suiteReport(suiteUri: string, opts: ReportOptions = {}): P
     emit({ phase: 'merge', row: m.method, state: 'start' });
     const doc = suiteMergeConfig(suite, { method: m.method, parameters: m.parameters });
     const cfg = validateConfig(doc, `suite report (${m.method})`);
-    const merged = await runLocalMerge(cfg, `report-${m.method}`);
+    await (opts.merge ?? localMerge)(cfg, m.method);
     emit({ phase: 'merge', row: m.method, state: 'done', seconds: (Date.now() - t) / 1000 });
     const folder = cfg.output;
     const r = await evalRow(m.method, folder, targets);
-    void merged;
     push({
       method: m.method,
       label: m.label,

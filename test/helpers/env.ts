@@ -8,6 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { applyStackEnv } from '../../infra/stack';
 
 applyStackEnv();
+// mergeflow pins its AWS SDK (as cli/main.ts does, silence the notice about future Node versions)
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const CLI = path.join(REPO, 'dist', 'cli', 'main.js');
