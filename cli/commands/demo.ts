@@ -71,7 +71,7 @@ export function demoCommand(): Command {
     )
     .option(
       '--size <size>',
-      "suite size: 'small' (about 10 s to build) or 'full' (about 11 min, the real benchmark)",
+      "suite size: 'small' (about 10 s to build) or 'full' (8-11 min, the real benchmark)",
       'small',
     )
     .option(
