@@ -5,7 +5,7 @@
  * the 8 target tasks; prints the baseline table and writes report.md/.json/.png.
  */
 import * as path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { buildSuite } from '../../core/suite/build';
 import { openSuite, Suite } from '../../core/suite/manifest';
@@ -19,6 +19,7 @@ import { setLogLevel } from '../../workers/logger';
 import { connectClient } from '../client';
 import { follow } from '../follow';
 import { printJson } from '../format';
+import { intArg } from '../args';
 import { UsageError } from '../errors';
 import { newRunId } from '../run_id';
 import { buildProgress, reportProgress } from '../suite_progress';
@@ -74,16 +75,7 @@ export function demoCommand(): Command {
       "suite size: 'small' (about 10 s to build) or 'full' (8-11 min, the real benchmark)",
       'small',
     )
-    .option(
-      '--seed <n>',
-      'suite seed',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('--seed must be an integer >= 0');
-        return n;
-      },
-      0,
-    )
+    .option('--seed <n>', 'suite seed', intArg('--seed'), 0)
     .option('--suite <uri>', 'use this existing suite instead of building one')
     .option(
       '--prefix <uri>',

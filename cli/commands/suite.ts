@@ -12,15 +12,8 @@ import { buildProgress, reportProgress } from '../suite_progress';
 import { ensureBackend } from '../../core/eval/evaluate';
 import { normalizeUri } from '../../core/store';
 import { printJson } from '../format';
+import { intArg } from '../args';
 import { UsageError } from '../errors';
-
-function intArg(name: string, min = 0) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return n;
-  };
-}
 
 function backendArg(v: string): BackendChoice {
   if (!(BACKEND_CHOICES as readonly string[]).includes(v))

@@ -1,8 +1,9 @@
 /**
  * `mergeflow suite report`: the baseline table of a suite in the papers' layout. Evaluates the pretrained
  * model, each individual fine-tuned model (on its own task), and the data-free merges (weight averaging,
- * Task Arithmetic λ = 0.3, TIES keep 20 % λ = 0.3), run in this process with core/pipeline runLocalMerge into
- * <suite>/merged/<method> (or by the caller's runner, e.g. through Temporal). Writes report.md, report.json and report.png (+ report.svg).
+ * Task Arithmetic λ = 0.3, TIES keep 20 % λ = 0.3) into <suite>/merged/<method>: in this process with
+ * core/pipeline runLocalMerge, or by the caller's runner (the demo's goes through Temporal). Writes report.md,
+ * report.json and report.png (+ report.svg).
  */
 import { validateConfig } from '../config/load';
 import type { MergeConfig } from '../config/schema';
