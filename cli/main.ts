@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `mergeflow` command. */
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { applyStackEnv } from '../infra/stack';
 import { VERSION } from '../core/version';
 import { closeClient } from './client';
@@ -41,11 +41,17 @@ export function buildProgram(): Command {
   ]) {
     program.addCommand(c);
   }
-  program.exitOverride((err) => {
+  // usage errors (unknown option, bad option value) exit 2 from every (sub)command; help and version exit 0
+  const exitOnError = (err: CommanderError): never => {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
       process.exit(0);
     process.exit(2);
-  });
+  };
+  const applyExit = (c: Command): void => {
+    c.exitOverride(exitOnError);
+    c.commands.forEach(applyExit);
+  };
+  applyExit(program);
   return program;
 }
 

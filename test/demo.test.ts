@@ -84,9 +84,13 @@ describe('mergeflow demo', () => {
     );
   });
 
-  it('a bad --size is a one-line error with exit 2', async () => {
+  it('a bad --size or --seed is a one-line usage error with exit 2', async () => {
     const r = await runCli(['demo', '--no-stack', '--size', 'huge'], env);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--size must be 'small' or 'full', got 'huge'/);
+    const s = await runCli(['demo', '--no-stack', '--seed', 'x'], env);
+    assert.equal(s.code, 2, s.stderr);
+    assert.equal(s.stderr.trim().split('\n').length, 1, s.stderr);
+    assert.match(s.stderr, /--seed must be an integer >= 0/);
   });
 });
