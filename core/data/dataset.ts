@@ -14,7 +14,7 @@
  * Rows are streamed from the store by byte range: a batch reads only the runs of rows it needs (nearby
  * rows are read together), never the whole file unless asked to cache it.
  */
-import { NotFoundError, putObject, Store, storeFor } from '../store';
+import { NotFoundError, putObject, readJson, Store, storeFor } from '../store';
 import { headerLength, numel, parseHeader, SafetensorsHeader, TensorInfo } from '../safetensors/header';
 import { DTYPE_BYTES } from '../safetensors/dtype';
 import { writeTensors } from '../safetensors/writer';
@@ -465,13 +465,7 @@ export async function openDataset(uri: string, opts: OpenOptions = {}): Promise<
 
   let prep: Preprocessing | undefined;
   if (await store.stat(jsonUri)) {
-    const bytes = await store.readAll(jsonUri);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-    } catch (e) {
-      throw new DatasetError(`${jsonUri}: not valid JSON (${(e as Error).message})`);
-    }
+    const raw = await readJson(jsonUri, (why) => new DatasetError(`${jsonUri}: not valid JSON (${why})`));
     prep = validatePrep(raw, jsonUri, [c, h, w]);
   }
 

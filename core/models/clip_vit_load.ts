@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Checkpoint } from '../safetensors';
-import { NotFoundError, dirnameUri, joinUri, normalizeUri, storeFor } from '../store';
+import { NotFoundError, dirnameUri, joinUri, normalizeUri, readJson } from '../store';
 import { ClipVisionConfig, clipVisionParamShapes, describeConfig, parseClipVisionConfig } from './clip_vit_config';
 import { ModelError, sameShape, shapeStr } from './errors';
 
@@ -17,22 +17,16 @@ export interface ClipVisionModel {
 
 export async function readClipVisionConfig(folderUri: string): Promise<ClipVisionConfig> {
   const uri = joinUri(folderUri, 'config.json');
-  let text: string;
+  let json: unknown;
   try {
-    text = Buffer.from(await storeFor(uri).readAll(uri)).toString('utf8');
+    json = await readJson(uri, (why) => new ModelError(`${uri}: not valid JSON (${why})`));
   } catch (e) {
-    if (e instanceof NotFoundError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (e instanceof NotFoundError) {
       throw new ModelError(
         `${folderUri}: no config.json; a CLIP vision checkpoint needs the Hugging Face config.json beside its weights`,
       );
     }
     throw e;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ModelError(`${uri}: not valid JSON (${(e as Error).message})`);
   }
   return parseClipVisionConfig(json, uri);
 }

@@ -1,5 +1,5 @@
 /** The two whole-model passes TIES needs, as shard-level steps plus their reductions (see core/merge/topk.ts). */
-import { putObject, storeFor } from '../store';
+import { putObject, readJson } from '../store';
 import { electedSignSum } from '../merge/ties';
 import {
   addSparse,
@@ -51,7 +51,9 @@ export async function histogramShard(
 async function sumHistograms(uris: readonly string[], models: number): Promise<Float64Array[]> {
   const sums = Array.from({ length: models }, () => new Float64Array(BUCKETS));
   for (const uri of uris) {
-    const doc = JSON.parse(Buffer.from(await storeFor(uri).readAll(uri)).toString('utf8')) as { models: number[][] };
+    const doc = (await readJson(uri, (why) => new Error(`${uri}: histogram is not valid JSON (${why})`))) as {
+      models: number[][];
+    };
     doc.models.forEach((sp, k) => addSparse(sums[k], sp));
   }
   return sums;

@@ -2,7 +2,7 @@
  * A checkpoint is one .safetensors object or a Hugging Face folder: model.safetensors, or shards listed in
  * model.safetensors.index.json. Tensors are looked up by name across shards.
  */
-import { joinUri, NotFoundError, storeFor, dirnameUri } from '../store';
+import { joinUri, NotFoundError, readJson, storeFor, dirnameUri } from '../store';
 import { SafetensorsError, TensorInfo } from './header';
 import { SafetensorsFile } from './reader';
 import { toFloat32 } from './dtype';
@@ -43,13 +43,10 @@ export class Checkpoint {
   }
 
   private static async openIndex(indexUri: string, folder: string): Promise<Checkpoint> {
-    let idx: { weight_map?: Record<string, string> };
-    try {
-      idx = JSON.parse(Buffer.from(await storeFor(indexUri).readAll(indexUri)).toString('utf8'));
-    } catch (e) {
-      if (e instanceof NotFoundError) throw e;
-      throw new SafetensorsError(`${indexUri}: not a valid index JSON (${(e as Error).message})`);
-    }
+    const idx = (await readJson(
+      indexUri,
+      (why) => new SafetensorsError(`${indexUri}: not a valid index JSON (${why})`),
+    )) as { weight_map?: Record<string, string> };
     if (!idx.weight_map || typeof idx.weight_map !== 'object') {
       throw new SafetensorsError(`${indexUri}: missing "weight_map"`);
     }

@@ -29,6 +29,19 @@ export async function putObject(uri: string, bytes: Uint8Array): Promise<Committ
   }
 }
 
+/**
+ * Read a whole object and parse it as JSON. A missing object throws NotFoundError (from the store); text that is
+ * not JSON throws `invalid(reason)`, so each caller reports it with its own error type and wording.
+ */
+export async function readJson(uri: string, invalid: (reason: string) => Error): Promise<unknown> {
+  const bytes = await storeFor(uri).readAll(uri);
+  try {
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (e) {
+    throw invalid((e as Error).message);
+  }
+}
+
 /** sha256 of a whole object, streamed in 16 MiB ranges. */
 export async function sha256Of(uri: string, size: number, chunk = 16 * 1024 * 1024): Promise<string> {
   const store = storeFor(uri);

@@ -6,7 +6,7 @@
  * the same seed write the same bytes for every other file, and the same suite.json apart from `build`.
  */
 import { z } from 'zod';
-import { joinUri, normalizeUri, NotFoundError, storeFor } from '../store';
+import { joinUri, normalizeUri, NotFoundError, readJson } from '../store';
 
 export const SUITE_FILE = 'suite.json';
 export const SUITE_FORMAT = 'mergeflow-suite';
@@ -90,22 +90,16 @@ export function suiteFolder(uriOrPath: string): string {
 export async function openSuite(uriOrPath: string): Promise<Suite> {
   const folder = suiteFolder(uriOrPath);
   const file = joinUri(folder, SUITE_FILE);
-  let text: string;
+  let json: unknown;
   try {
-    text = Buffer.from(await storeFor(file).readAll(file)).toString('utf8');
+    json = await readJson(file, (why) => new SuiteError(`${file}: not valid JSON (${why})`));
   } catch (e) {
-    if (e instanceof NotFoundError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (e instanceof NotFoundError) {
       throw new SuiteError(
         `${folder}: not a suite (no ${SUITE_FILE}); build one with 'mergeflow suite build ${uriOrPath}'`,
       );
     }
     throw e;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new SuiteError(`${file}: not valid JSON (${(e as Error).message})`);
   }
   const r = suiteManifestSchema.safeParse(json);
   if (!r.success) {
