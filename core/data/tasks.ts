@@ -573,15 +573,16 @@ export interface WrittenTask {
 /**
  * Build tasks and write them under `root`: <root>/<task>/train.safetensors (+ train.json) and test.*, plus
  * <root>/tasks.json listing what was written (paths relative to `root`). Returns the listing, with full URIs.
+ * `data`: tasks the caller has already built with these options (written as they are, not built again).
  */
 export async function writeTaskDatasets(
   root: string,
-  opts: BuildOptions & { tasks?: readonly string[] },
+  opts: BuildOptions & { tasks?: readonly string[]; data?: readonly TaskData[] },
 ): Promise<WrittenTask[]> {
-  const names = opts.tasks ?? TASKS.map((t) => t.name);
+  const names = opts.data?.map((d) => d.task.name) ?? opts.tasks ?? TASKS.map((t) => t.name);
   const out: WrittenTask[] = [];
-  for (const name of names) {
-    const d = await buildTaskData(name, opts);
+  for (const [i, name] of names.entries()) {
+    const d = opts.data?.[i] ?? (await buildTaskData(name, opts));
     const w = async (split: Split): Promise<WrittenDataset> =>
       writeDataset(joinUri(root, d.task.name, `${split}.safetensors`), {
         inputs: d[split].images,

@@ -100,11 +100,11 @@ export async function buildSuite(out: string, opts: SuiteBuildOptions = {}): Pro
   let t = Date.now();
   emit({ phase: 'data', state: 'start', tasks: TASKS.length });
   const dataRoot = joinUri(root, 'data');
-  const listing = await writeTaskDatasets(dataRoot, { seed, size });
-  for (const w of listing) for (const d of [w.train, w.test]) written.push(d.uri, ...(d.jsonUri ? [d.jsonUri] : []));
-  written.push(joinUri(dataRoot, 'tasks.json'));
   const data: TaskData[] = [];
   for (const task of TASKS) data.push(await buildTaskData(task.name, { seed, size }));
+  const listing = await writeTaskDatasets(dataRoot, { seed, size, data });
+  for (const w of listing) for (const d of [w.train, w.test]) written.push(d.uri, ...(d.jsonUri ? [d.jsonUri] : []));
+  written.push(joinUri(dataRoot, 'tasks.json'));
   const sources = [await loadSource('mnist'), await loadSource('fashion')];
   emit({ phase: 'data', state: 'done', tasks: TASKS.length, seconds: lap('data', t) });
 
