@@ -78,5 +78,7 @@ export function reportProgress(): (e: ReportEvent) => void {
       log(e.state === 'start' ? `merging: ${e.row}` : `merged ${e.row} in ${e.seconds?.toFixed(1)}s`);
     else if (e.phase === 'row')
       log(`evaluated ${e.row.label.padEnd(16)} avg ${(e.row.average * 100).toFixed(1)} (${e.row.seconds.toFixed(1)}s)`);
+    else if (e.phase === 'validity' && (e.done === 1 || e.done === e.total || e.done % 5 === 0))
+      log(`validity sweep: ${e.done}/${e.total} (${e.point})`);
   };
 }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { storeFor, joinUri } from '../core/store';
 import type { SuiteReport } from '../core/suite/report';
+import { SUITE_VERSION } from '../core/suite/manifest';
 import { runCli, s3Prefix, tmpDir, uniq } from './helpers/env';
 
 const ROWS = ['Pretrained', 'Individual', 'Weight Averaging', 'Task Arithmetic', 'TIES-Merging'];
@@ -53,7 +54,7 @@ describe('mergeflow demo', () => {
       ROWS,
     );
     assert.ok(fs.statSync(path.join(dir, 'r1', 'report.png')).size > 1000);
-    const suiteUri = joinUri(prefix, 'mini-8-small-seed0');
+    const suiteUri = joinUri(prefix, `mini-8-v${SUITE_VERSION}-small-seed0`);
     assert.equal(report.suite, suiteUri);
     for (const r of report.rows.slice(2)) {
       assert.equal(r.checkpoint, joinUri(suiteUri, 'merged', r.method));

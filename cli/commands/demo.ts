@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { buildSuite } from '../../core/suite/build';
-import { openSuite, Suite } from '../../core/suite/manifest';
+import { openSuite, Suite, SUITE_VERSION } from '../../core/suite/manifest';
 import { MergeRunner, reportMarkdown, suiteReport, writeReport } from '../../core/suite/report';
 import { ensureBackend } from '../../core/eval/evaluate';
 import { VERSION } from '../../core/version';
@@ -48,7 +48,8 @@ async function reusableSuite(uri: string, size: string, seed: number): Promise<S
 async function demoSuite(opts: DemoOptions, bucket: string): Promise<Suite> {
   if (opts.suite) return openSuite(opts.suite);
   const home = normalizeUri(opts.prefix ?? `s3://${bucket}/demo`);
-  const uri = joinUri(home, `mini-8-${opts.size}-seed${opts.seed}`);
+  // the suite version is part of the folder name: a build of another version is never reused or overwritten
+  const uri = joinUri(home, `mini-8-v${SUITE_VERSION}-${opts.size}-seed${opts.seed}`);
   const found = opts.rebuild ? undefined : await reusableSuite(uri, opts.size, opts.seed);
   if (found) {
     log(`using the suite built earlier at ${uri} (--rebuild builds it again)`);
@@ -87,7 +88,7 @@ export function demoCommand(): Command {
     .option('--no-stack', 'use TEMPORAL_ADDRESS / AWS_ENDPOINT_URL_S3 as they are; do not start the local stack')
     .addHelpText(
       'after',
-      '\nThe suite is kept at <prefix>/mini-8-<size>-seed<seed>, so a second run only merges and\n' +
+      '\nThe suite is kept at <prefix>/mini-8-v<version>-<size>-seed<seed>, so a second run only merges and\n' +
         'evaluates. The small suite checks the machinery; its models are too small for the methods to differ much.\n' +
         'Run `mergeflow demo --size full` once for the table that separates them.',
     )

@@ -7,7 +7,7 @@ import { BACKEND_CHOICES, BackendChoice } from '../../core/tensor/backend';
 import { buildSuite } from '../../core/suite/build';
 import { suiteConfigYaml } from '../../core/suite/config';
 import { openSuite, suiteFolder } from '../../core/suite/manifest';
-import { reportMarkdown, suiteReport, writeReport } from '../../core/suite/report';
+import { reportMarkdown, suiteReport, validitySection, writeReport } from '../../core/suite/report';
 import { buildProgress, reportProgress } from '../suite_progress';
 import { ensureBackend } from '../../core/eval/evaluate';
 import { normalizeUri } from '../../core/store';
@@ -101,16 +101,34 @@ export function suiteCommand(): Command {
     .option('--json', 'print the report as JSON instead of Markdown')
     .option('--out <dir>', 'folder for report.md, report.json, report.png (default: the suite folder)')
     .option('--limit <n>', 'evaluate at most N test images per task', intArg('--limit', 1))
-    .action(async (s: string, opts: { json?: boolean; out?: string; limit?: number }) => {
-      await ensureBackend();
-      const r = await suiteReport(s, { onEvent: opts.json ? undefined : reportProgress(), limit: opts.limit });
-      const files = await writeReport(r, opts.out ?? suiteFolder(s));
-      if (opts.json) printJson(r);
-      else {
-        process.stdout.write(reportMarkdown(r));
-        console.log(`\nwritten: ${files.md}, ${files.json}, ${files.png}`);
-      }
-    });
+    .option('--no-validity', 'skip the validity check (entropy vs error over a Task Arithmetic sweep)')
+    .option('--check', 'exit 1 when the suite fails the validity check')
+    .action(
+      async (s: string, opts: { json?: boolean; out?: string; limit?: number; validity: boolean; check?: boolean }) => {
+        await ensureBackend();
+        const r = await suiteReport(s, {
+          onEvent: opts.json ? undefined : reportProgress(),
+          limit: opts.limit,
+          validity: opts.validity,
+        });
+        const files = await writeReport(r, opts.out ?? suiteFolder(s));
+        if (opts.json) printJson(r);
+        else {
+          process.stdout.write(reportMarkdown(r));
+          if (r.validity) process.stdout.write(validitySection(r.validity));
+          console.log(`\nwritten: ${files.md}, ${files.json}, ${files.png}`);
+        }
+        if (opts.check && r.validity && !r.validity.ok) {
+          process.stderr.write(
+            `mergeflow: ${r.suite} fails the validity check (${r.validity.checks
+              .filter((k) => !k.ok)
+              .map((k) => k.name)
+              .join('; ')}); see the report\n`,
+          );
+          process.exitCode = 1;
+        }
+      },
+    );
 
   return suite;
 }

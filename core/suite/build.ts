@@ -19,7 +19,7 @@ import { ImageSource, loadSource } from '../data/sources';
 import { joinUri, putObject, sha256Of, storeFor } from '../store';
 import type { BackendChoice } from '../tensor/backend';
 import { VERSION } from '../version';
-import { SUITE_FILE, SUITE_FORMAT, SuiteManifest, suiteFolder, SuiteTask } from './manifest';
+import { SUITE_FILE, SUITE_FORMAT, SUITE_VERSION, SuiteManifest, suiteFolder, SuiteTask } from './manifest';
 import { RECIPES, SuiteRecipe } from './recipe';
 import { writeHead, writeModel } from './io';
 import { pretextSet, PRETEXT_DESCRIPTIONS } from './pretext';
@@ -214,7 +214,7 @@ export async function buildSuite(out: string, opts: SuiteBuildOptions = {}): Pro
   lap('manifest', t);
   const manifest: SuiteManifest = {
     format: SUITE_FORMAT,
-    version: 1,
+    version: SUITE_VERSION,
     name: SUITE_NAME,
     seed,
     size,

@@ -10,6 +10,12 @@ import { joinUri, normalizeUri, NotFoundError, readJson } from '../store';
 
 export const SUITE_FILE = 'suite.json';
 export const SUITE_FORMAT = 'mergeflow-suite';
+/**
+ * The suite's version: bumped whenever the recipe or the task set changes what a build means, so that old and
+ * new builds are never mixed up (openSuite refuses other versions). 1: canonical-view heads at logit scale 100
+ * (failed the entropy premise); 2: the recipe that passes the validity check (see README).
+ */
+export const SUITE_VERSION = 2;
 
 const rel = z.string().min(1);
 
@@ -29,7 +35,7 @@ export const suiteTaskSchema = z.object({
 
 export const suiteManifestSchema = z.object({
   format: z.literal(SUITE_FORMAT),
-  version: z.literal(1),
+  version: z.literal(SUITE_VERSION),
   name: z.string(),
   seed: z.number().int(),
   size: z.enum(['full', 'small']),
@@ -100,6 +106,13 @@ export async function openSuite(uriOrPath: string): Promise<Suite> {
       );
     }
     throw e;
+  }
+  const version = (json as { version?: unknown } | null)?.version;
+  if ((json as { format?: unknown } | null)?.format === SUITE_FORMAT && version !== SUITE_VERSION) {
+    throw new SuiteError(
+      `${file}: suite version ${String(version)}, but this mergeflow reads version ${SUITE_VERSION} only; ` +
+        `rebuild it with 'mergeflow suite build ${uriOrPath}' (into a new folder)`,
+    );
   }
   const r = suiteManifestSchema.safeParse(json);
   if (!r.success) {

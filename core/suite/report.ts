@@ -13,6 +13,7 @@ import { joinUri, normalizeUri, putObject } from '../store';
 import { chartPng, chartSvg, ChartInput } from './chart';
 import { suiteMergeConfig } from './config';
 import { openSuite, Suite } from './manifest';
+import { suiteValidity, validityMarkdown, ValidityReport } from './validity';
 
 export interface ReportRow {
   /** Row key: pretrained, individual, or the merge method name. */
@@ -37,6 +38,8 @@ export interface SuiteReport {
   backend: string;
   createdAt: string;
   seconds: number;
+  /** Whether the suite meets the premise of entropy-based merging (validity.ts); absent with `validity: false`. */
+  validity?: ValidityReport;
 }
 
 export const REPORT_MERGES: readonly { method: string; label: string; parameters: Record<string, unknown> }[] = [
@@ -48,7 +51,8 @@ export const REPORT_MERGES: readonly { method: string; label: string; parameters
 export type ReportEvent =
   | { phase: 'evaluate'; row: string; done: number; total: number; note: string }
   | { phase: 'merge'; row: string; state: 'start' | 'done'; seconds?: number }
-  | { phase: 'row'; row: ReportRow };
+  | { phase: 'row'; row: ReportRow }
+  | { phase: 'validity'; point: string; done: number; total: number };
 
 /** Runs one merge config to its output (default: in this process with runLocalMerge). */
 export type MergeRunner = (config: MergeConfig, method: string) => Promise<void>;
@@ -59,6 +63,8 @@ export interface ReportOptions {
   limit?: number;
   /** How the merges run: the demo passes one that runs them through Temporal. */
   merge?: MergeRunner;
+  /** Run the validity check (entropy vs error over a Task Arithmetic sweep; default true). */
+  validity?: boolean;
 }
 
 const localMerge: MergeRunner = async (config, method) => {
@@ -134,6 +140,14 @@ export async function suiteReport(suiteUri: string, opts: ReportOptions = {}): P
     });
   }
 
+  const validity =
+    opts.validity === false
+      ? undefined
+      : await suiteValidity(suite.uri, {
+          limit: opts.limit,
+          onPoint: (point, done, total) => emit({ phase: 'validity', point, done, total }),
+        });
+
   return {
     suite: suite.uri,
     name: suite.manifest.name,
@@ -144,6 +158,7 @@ export async function suiteReport(suiteUri: string, opts: ReportOptions = {}): P
     backend,
     createdAt: new Date(started).toISOString(),
     seconds: Math.round((Date.now() - started) / 100) / 10,
+    ...(validity ? { validity } : {}),
   };
 }
 
@@ -169,7 +184,20 @@ export function reportDocument(r: SuiteReport): string {
     `Test accuracy (%) of each method on the ${r.tasks.length} target tasks, each task with its own frozen head. ` +
     `Suite: ${r.suite}. Evaluated on the ${r.backend} backend in ${r.seconds} s.\n\n` +
     reportMarkdown(r) +
-    `\nTask Arithmetic λ = 0.3; TIES keeps the top 20 % of each task vector, λ = 0.3.\n`
+    `\nTask Arithmetic λ = 0.3; TIES keeps the top 20 % of each task vector, λ = 0.3.\n` +
+    (r.validity ? validitySection(r.validity) : '')
+  );
+}
+
+/** The validity check as a report section. */
+export function validitySection(v: ValidityReport): string {
+  return (
+    `\n## Validity: does entropy track error? (${v.ok ? 'PASS' : 'FAIL'})\n\n` +
+    `AdaMerging and FW-Soft minimise prediction entropy on unlabeled test inputs, assuming that a surer merge ` +
+    `is a better one. Per target task: Spearman's ρ between mean entropy and error over ${v.lambdas.length} ` +
+    `Task Arithmetic merges (λ = ${v.lambdas.join(', ')}) and the ${v.tasks.length} target models alone; ` +
+    `accuracy (%) / mean entropy (nats).\n\n` +
+    validityMarkdown(v)
   );
 }
 
