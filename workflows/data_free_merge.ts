@@ -22,7 +22,14 @@ import { MergeMethod, MergeStatus } from './search_attributes';
 export const progressQuery = defineQuery<MergeProgress>('progress');
 
 /** Errors that retrying cannot fix: bad or mismatched input. */
-export const NON_RETRYABLE = ['InputMismatchError', 'SafetensorsError', 'NotFoundError', 'ConfigError', 'ZodError'];
+export const NON_RETRYABLE = [
+  'InputMismatchError',
+  'SafetensorsError',
+  'NotFoundError',
+  'ConfigError',
+  'ZodError',
+  'MethodNotImplementedError',
+];
 
 function activityOptions(heartbeatSeconds: number): ActivityOptions {
   return {

@@ -1,11 +1,12 @@
 /** Task Arithmetic: θ = θ0 + λ Σk τk (default λ = 0.3). */
 import { z } from 'zod';
+import { strictObject } from '../config/strict';
 import { addScaledTaskVector, applyDelta } from './task_vectors';
 import { MergeMethod } from './method';
 
-export const taskArithmeticParams = z
-  .object({ scaling: z.number().finite().default(0.3).describe('λ, the weight of the summed task vectors') })
-  .strict();
+export const taskArithmeticParams = strictObject({
+  scaling: z.number().finite().default(0.3).describe('λ, the weight of the summed task vectors'),
+});
 
 export const taskArithmetic: MergeMethod<z.infer<typeof taskArithmeticParams>> = {
   name: 'task_arithmetic',

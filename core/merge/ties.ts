@@ -4,15 +4,14 @@
  * Whole-model thresholds and the majority sign come from streaming passes (see topk.ts and the workflow).
  */
 import { z } from 'zod';
+import { strictObject } from '../config/strict';
 import { MergeMethod } from './method';
 
-export const tiesParams = z
-  .object({
-    scaling: z.number().finite().default(0.3).describe('λ applied to the merged task vector'),
-    keep: z.number().gt(0).lte(1).default(0.2).describe('fraction of each task vector kept by magnitude (top-k)'),
-    merge: z.enum(['sum', 'mean']).default('sum').describe('dis-sum or dis-mean of the sign-agreeing entries'),
-  })
-  .strict();
+export const tiesParams = strictObject({
+  scaling: z.number().finite().default(0.3).describe('λ applied to the merged task vector'),
+  keep: z.number().gt(0).lte(1).default(0.2).describe('fraction of each task vector kept by magnitude (top-k)'),
+  merge: z.enum(['sum', 'mean']).default('sum').describe('dis-sum or dis-mean of the sign-agreeing entries'),
+});
 export type TiesParams = z.infer<typeof tiesParams>;
 
 /** Trimmed task vector entry: τ if |τ| >= threshold else 0. */

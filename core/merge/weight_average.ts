@@ -1,9 +1,10 @@
 /** Weight averaging: θ = θ0 + (1/K) Σk τk. */
 import { z } from 'zod';
+import { strictObject } from '../config/strict';
 import { addScaledTaskVector, applyDelta } from './task_vectors';
 import { MergeMethod } from './method';
 
-export const weightAverageParams = z.object({}).strict();
+export const weightAverageParams = strictObject({});
 
 export const weightAverage: MergeMethod<z.infer<typeof weightAverageParams>> = {
   name: 'weight_average',

@@ -3,7 +3,7 @@
  * base, and split the tensor list into contiguous shards of similar size. The plan is a small plain object:
  * it travels in Temporal payloads, so it holds URIs and counts, never tensors or tensor lists.
  */
-import { MergeConfig } from '../config/schema';
+import { MergeConfig, runnableConfig } from '../config/schema';
 import { Checkpoint, DType, DTYPE_BYTES, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { dirnameUri, joinUri } from '../store/uri';
 import { dataFreeMethod } from '../merge/registry';
@@ -124,7 +124,8 @@ export function splitShards(tensors: readonly TensorInfo[], shards: number): Sha
   return out;
 }
 
-export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergePlan> {
+export async function planMerge(config: MergeConfig, runId: string): Promise<MergePlan> {
+  const cfg = runnableConfig(config);
   const base = await Checkpoint.open(cfg.base);
   const models = await Promise.all(
     cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(m.checkpoint) })),
