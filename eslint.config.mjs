@@ -35,6 +35,7 @@ export default tseslint.config(
                 '../core/pipeline/*',
                 '!../core/pipeline/run_types',
                 '!../core/pipeline/plan',
+                '!../core/pipeline/driver',
               ],
               message: 'workflows may import only pure core modules (types)',
             },

@@ -1,6 +1,7 @@
 /** Turning any failure into one line for the user, and the exit code that goes with it. */
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { ConfigError } from '../core/config/load';
+import { MethodNotImplementedError } from '../core/config/schema';
 
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -26,7 +27,9 @@ export function rootMessage(e: unknown): string {
 }
 
 export function exitCodeFor(e: unknown): number {
-  return e instanceof ConfigError || e instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
+  return e instanceof ConfigError || e instanceof UsageError || e instanceof MethodNotImplementedError
+    ? EXIT_USAGE
+    : EXIT_FAILURE;
 }
 
 export function reportError(e: unknown): never {

@@ -130,7 +130,10 @@ test('an invalid config: every problem as path + expectation, exit 2, nothing st
   const r = await runCli(['run', cfg, '--wait'], env);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /invalid\.yaml: invalid config/);
-  assert.match(r.stderr, /- method: expected one of weight_average \| task_arithmetic \| ties, got 'tiez'/);
+  assert.match(
+    r.stderr,
+    /- method: expected one of weight_average \| task_arithmetic \| ties \| adamerging, got 'tiez'/,
+  );
   assert.match(r.stderr, /- base: expected file:\/\/, s3:\/\/ or a plain path/);
   assert.match(r.stderr, /- models\.0\.name: letters, digits/);
   assert.match(r.stderr, /- shards: /);

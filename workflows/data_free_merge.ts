@@ -1,7 +1,8 @@
 /**
- * One data-free merge (weight averaging, Task Arithmetic, TIES) as a durable workflow:
- * plan (headers only) -> hash inputs -> whole-model passes the method needs -> merge shards in parallel -> publish.
- * Only URIs, counts and a handful of scalars cross payloads; tensors stay in the store.
+ * One data-free merge (weight averaging, Task Arithmetic, TIES) as a durable workflow. The steps (plan, hash the
+ * inputs, the passes the method declares, merge the shards, publish) come from core/pipeline/driver, which the
+ * in-process runner shares; here they run as activities, shards fanned out at once. Only URIs, counts and a
+ * handful of scalars cross payloads; tensors stay in the store.
  */
 import {
   ActivityCancellationType,
@@ -17,12 +18,20 @@ import {
 import type { Activities } from '../activities';
 import type { MergeProgress, MergeResult, MergeRunInput } from '../core/pipeline/run_types';
 import type { MergePlan } from '../core/pipeline/plan';
+import { driveMerge, MergeExecutor, totalUnits } from '../core/pipeline/driver';
 import { MergeMethod, MergeStatus } from './search_attributes';
 
 export const progressQuery = defineQuery<MergeProgress>('progress');
 
 /** Errors that retrying cannot fix: bad or mismatched input. */
-export const NON_RETRYABLE = ['InputMismatchError', 'SafetensorsError', 'NotFoundError', 'ConfigError', 'ZodError'];
+export const NON_RETRYABLE = [
+  'InputMismatchError',
+  'SafetensorsError',
+  'NotFoundError',
+  'ConfigError',
+  'ZodError',
+  'MethodNotImplementedError',
+];
 
 function activityOptions(heartbeatSeconds: number): ActivityOptions {
   return {
@@ -38,13 +47,6 @@ function activityOptions(heartbeatSeconds: number): ActivityOptions {
       nonRetryableErrorTypes: NON_RETRYABLE,
     },
   };
-}
-
-/** Units of work in the bar: one per shard per pass, plus planning, hashing and publishing. */
-function totalUnits(plan: MergePlan): number {
-  const s = plan.shards.length;
-  const passes = (plan.passes.includes('magnitude') ? 2 : 0) + (plan.passes.includes('sign') ? 1 : 0) + 1;
-  return 2 + passes * s + 1;
 }
 
 export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> {
@@ -66,61 +68,42 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
     phaseStart = Date.now();
     progress.phase = p;
   };
-  const tick = <T>(p: Promise<T>): Promise<T> =>
-    p.then((v) => {
-      progress.done++;
-      return v;
-    });
+  const exec: MergeExecutor = {
+    all: (work) => Promise.all(work.map((w) => w())),
+    planMerge: quick.planMerge,
+    hashCheckpoint: acts.hashCheckpoint,
+    mapShard: acts.mapShard,
+    reducePass: quick.reducePass,
+    writeCoefficients: quick.writeCoefficients,
+    mergeShard: acts.mergeShard,
+    publishMerge: acts.publishMerge,
+  };
 
   let plan: MergePlan | undefined;
   try {
-    plan = await quick.planMerge(cfg, runId);
-    const shards = plan.shards.map((s) => s.index);
-    progress.total = totalUnits(plan);
-    progress.done = 1;
-
-    phase('hashing');
-    const [baseHash, ...modelHashes] = await tick(
-      Promise.all([plan.base, ...plan.models].map((m) => acts.hashCheckpoint(m.uri))),
-    );
-    const hashes = { base: baseHash, models: Object.fromEntries(plan.models.map((m, i) => [m.name, modelHashes[i]])) };
-
-    const global: { thresholds?: number[]; majoritySign?: number } = {};
-    if (plan.passes.includes('magnitude')) {
-      phase('threshold');
-      const p = plan;
-      const keep = Number(plan.params.keep);
-      const highUris = await Promise.all(shards.map((s) => tick(acts.histogramShard(p, s, 'high'))));
-      const high = await quick.reduceHigh(p, highUris, keep);
-      const lowUris = await Promise.all(shards.map((s) => tick(acts.histogramShard(p, s, 'low', high.highs))));
-      global.thresholds = await quick.reduceLow(p, lowUris, high);
-    }
-    if (plan.passes.includes('sign')) {
-      phase('sign');
-      const p = plan;
-      const sums = await Promise.all(shards.map((s) => tick(acts.signShard(p, s, global.thresholds!))));
-      global.majoritySign = Math.sign(sums.reduce((a, b) => a + b, 0));
-    }
-
-    phase('merging');
-    const p = plan;
-    const parts = await Promise.all(shards.map((s) => tick(acts.mergeShard(p, s, global))));
-
-    phase('publishing');
-    const published = await tick(acts.publishMerge(plan, parts, hashes, cfg));
+    const r = await driveMerge(cfg, runId, exec, {
+      planned: (p) => {
+        plan = p;
+        progress.total = totalUnits(p);
+      },
+      phase: (p) => {
+        if (p !== progress.phase) phase(p);
+      },
+      unit: () => progress.done++,
+    });
     phase('completed');
     timings.total = (Date.now() - t0) / 1000;
     upsertSearchAttributes([{ key: MergeStatus, value: 'completed' }]);
     return {
       runId,
       method: cfg.method,
-      output: published.output,
-      manifestUri: published.manifestUri,
-      tensorCount: plan.tensorCount,
-      mergedElements: plan.mergedElements,
-      shards: plan.shards.length,
-      ...global,
-      warnings: plan.warnings,
+      output: r.output,
+      manifestUri: r.manifestUri,
+      tensorCount: r.plan.tensorCount,
+      mergedElements: r.plan.mergedElements,
+      shards: r.plan.shards.length,
+      ...r.state,
+      warnings: r.plan.warnings,
       timings,
     };
   } catch (err) {

@@ -1,6 +1,7 @@
 /** `mergeflow run CONFIG`: validate the config here, start the merge workflow, optionally wait for it. */
 import { Command } from 'commander';
 import { loadConfig } from '../../core/config/load';
+import { runnableConfig } from '../../core/config/schema';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow } from '../follow';
@@ -28,7 +29,7 @@ export function runCommand(): Command {
         file: string,
         opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number },
       ) => {
-        const config = loadConfig(file, opts.set);
+        const config = runnableConfig(loadConfig(file, opts.set));
         const { client, target } = await connectClient();
         const runId = opts.id ?? newRunId(config.name ?? config.method);
         const input: MergeRunInput = { config, heartbeatTimeoutSeconds: opts.heartbeatTimeout };

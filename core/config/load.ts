@@ -4,8 +4,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { normalizeUri } from '../store/uri';
-import { dataFreeMethod } from '../merge/registry';
-import { MergeConfig, mergeConfigSchema } from './schema';
+import { MergeConfig, mergeConfigSchema, METHOD_NAMES, sharedFieldsSchema } from './schema';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -41,20 +40,42 @@ export function applySet(doc: Record<string, unknown>, assignment: string): void
   cur[keys[keys.length - 1]] = value;
 }
 
-function formatIssue(i: z.core.$ZodIssue): string {
-  const p = i.path.length ? i.path.join('.') : '(top level)';
-  return `${p}: ${i.message}`;
+/** One line per problem, naming the key: `path: what was expected` (one line per unknown key). */
+function formatIssue(i: z.core.$ZodIssue): string[] {
+  const at = (path: readonly PropertyKey[]) => (path.length ? path.map(String).join('.') : '(top level)');
+  if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${at([...i.path, k])}: unknown key; ${i.message}`);
+  if (i.code === 'invalid_union' && i.path.length === 1 && i.path[0] === 'method') return [];
+  return [`${at(i.path)}: ${i.message.replace(/^Invalid input: /, '')}`];
 }
 
 /** Validate a parsed document; paths in it are resolved against `cwd`. */
 export function validateConfig(doc: unknown, source: string, cwd = process.cwd()): MergeConfig {
   const r = mergeConfigSchema.safeParse(doc);
-  if (!r.success) throw new ConfigError(source, r.error.issues.map(formatIssue));
+  if (!r.success) {
+    const problems = r.error.issues.flatMap(formatIssue);
+    const method = (doc as { method?: unknown } | null)?.method;
+    if (!METHOD_NAMES.includes(method as string)) {
+      // the union cannot pick a variant: name the method, then check the fields every method shares
+      const got = method === undefined ? 'nothing' : `'${String(method)}'`;
+      problems.unshift(`method: expected one of ${METHOD_NAMES.join(' | ')}, got ${got}`);
+      const shared = sharedFieldsSchema.safeParse(doc);
+      if (!shared.success) problems.push(...shared.error.issues.flatMap(formatIssue));
+    }
+    throw new ConfigError(source, problems);
+  }
   const cfg = r.data;
-  cfg.parameters = dataFreeMethod(cfg.method).params.parse(cfg.parameters) as Record<string, unknown>;
   cfg.base = normalizeUri(cfg.base, cwd);
   cfg.output = normalizeUri(cfg.output, cwd);
-  cfg.models = cfg.models.map((m) => ({ ...m, checkpoint: normalizeUri(m.checkpoint, cwd) }));
+  if (cfg.method === 'adamerging') {
+    cfg.tasks = cfg.tasks.map((t) => ({
+      ...t,
+      model: normalizeUri(t.model, cwd),
+      head: normalizeUri(t.head, cwd),
+      data: normalizeUri(t.data, cwd),
+    }));
+  } else {
+    cfg.models = cfg.models.map((m) => ({ ...m, checkpoint: normalizeUri(m.checkpoint, cwd) }));
+  }
   return cfg;
 }
 

@@ -4,12 +4,17 @@ import { taskArithmetic } from './task_arithmetic';
 import { ties } from './ties';
 import { weightAverage } from './weight_average';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const DATA_FREE_METHODS: Record<string, MergeMethod<any>> = {
-  [weightAverage.name]: weightAverage,
-  [taskArithmetic.name]: taskArithmetic,
-  [ties.name]: ties,
+const dataFree = {
+  weight_average: weightAverage,
+  task_arithmetic: taskArithmetic,
+  ties,
 };
+
+export type DataFreeMethodName = keyof typeof dataFree;
+export const DATA_FREE_NAMES = Object.keys(dataFree) as DataFreeMethodName[];
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const DATA_FREE_METHODS: Record<string, MergeMethod<any>> = dataFree;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function dataFreeMethod(name: string): MergeMethod<any> {

@@ -1,20 +1,18 @@
-/** Task Arithmetic: θ = θ0 + λ Σk τk (default λ = 0.3). */
+/** Task Arithmetic: θ = θ0 + λ Σk τk (default λ = 0.3), the linear kernel with every coefficient λ. */
 import { z } from 'zod';
-import { addScaledTaskVector, applyDelta } from './task_vectors';
-import { MergeMethod } from './method';
+import { strictObject } from '../config/strict';
+import { uniformTable } from './coefficients';
+import { LinearMethod } from './method';
 
-export const taskArithmeticParams = z
-  .object({ scaling: z.number().finite().default(0.3).describe('λ, the weight of the summed task vectors') })
-  .strict();
+export const taskArithmeticParams = strictObject({
+  scaling: z.number().finite().default(0.3).describe('λ, the weight of the summed task vectors'),
+});
 
-export const taskArithmetic: MergeMethod<z.infer<typeof taskArithmeticParams>> = {
+export const taskArithmetic: LinearMethod<z.infer<typeof taskArithmeticParams>> = {
   name: 'task_arithmetic',
   summary: 'θ0 + λ · sum of the task vectors',
+  kind: 'linear',
   params: taskArithmeticParams,
-  globalPasses: [],
-  mergeTensor({ base, models, params }) {
-    const delta = new Float32Array(base.length);
-    for (const m of models) addScaledTaskVector(delta, m, base);
-    return applyDelta(base, delta, params.scaling);
-  },
+  passes: [],
+  coefficients: ({ params, models, tensors }) => uniformTable(models, tensors.length, params.scaling),
 };

@@ -1,42 +1,19 @@
 /**
  * TIES-Merging: trim each task vector to its top `keep` fraction by magnitude over the whole model, elect a
  * sign per entry, then sum (or average) only the entries agreeing with the elected sign. θ = θ0 + λ · result.
- * Whole-model thresholds and the majority sign come from streaming passes (see topk.ts and the workflow).
+ * Whole-model thresholds and the majority sign come from the passes declared in ties_passes.ts.
  */
 import { z } from 'zod';
-import { MergeMethod } from './method';
+import { strictObject } from '../config/strict';
+import { TensorMethod } from './method';
+import { TIES_PASSES, TiesState, trimmed } from './ties_passes';
 
-export const tiesParams = z
-  .object({
-    scaling: z.number().finite().default(0.3).describe('λ applied to the merged task vector'),
-    keep: z.number().gt(0).lte(1).default(0.2).describe('fraction of each task vector kept by magnitude (top-k)'),
-    merge: z.enum(['sum', 'mean']).default('sum').describe('dis-sum or dis-mean of the sign-agreeing entries'),
-  })
-  .strict();
+export const tiesParams = strictObject({
+  scaling: z.number().finite().default(0.3).describe('λ applied to the merged task vector'),
+  keep: z.number().gt(0).lte(1).default(0.2).describe('fraction of each task vector kept by magnitude (top-k)'),
+  merge: z.enum(['sum', 'mean']).default('sum').describe('dis-sum or dis-mean of the sign-agreeing entries'),
+});
 export type TiesParams = z.infer<typeof tiesParams>;
-
-/** Trimmed task vector entry: τ if |τ| >= threshold else 0. */
-function trimmed(model: Float32Array, base: Float32Array, t: number, i: number, tmp: Float32Array): number {
-  tmp[0] = model[i] - base[i];
-  return Math.abs(tmp[0]) >= t ? tmp[0] : 0;
-}
-
-/** Σ over entries of sign(Σk trimmed τk): the per-shard contribution to the majority sign. */
-export function electedSignSum(
-  base: Float32Array,
-  models: readonly Float32Array[],
-  thresholds: readonly number[],
-): number {
-  const tmp = new Float32Array(1);
-  const sum = new Float32Array(1);
-  let s = 0;
-  for (let i = 0; i < base.length; i++) {
-    sum[0] = 0;
-    for (let k = 0; k < models.length; k++) sum[0] += trimmed(models[k], base, thresholds[k], i, tmp);
-    s += Math.sign(sum[0]);
-  }
-  return s;
-}
 
 export function tiesMergeTensor(
   base: Float32Array,
@@ -72,15 +49,17 @@ export function tiesMergeTensor(
   return out;
 }
 
-export const ties: MergeMethod<TiesParams> = {
+export const ties: TensorMethod<TiesParams> = {
   name: 'ties',
   summary: 'trim to top-k by magnitude, elect signs, disjoint merge',
+  kind: 'tensor',
   params: tiesParams,
-  globalPasses: ['magnitude', 'sign'],
-  mergeTensor({ name, base, models, params, global }) {
-    if (!global.thresholds || global.majoritySign === undefined) {
-      throw new Error(`ties: tensor '${name}' merged before the magnitude and sign passes ran`);
+  passes: TIES_PASSES,
+  mergeTensor({ name, base, models, params, state }) {
+    const { thresholds, majoritySign } = state as TiesState;
+    if (!thresholds || majoritySign === undefined) {
+      throw new Error(`ties: tensor '${name}' merged before the threshold and sign passes ran`);
     }
-    return tiesMergeTensor(base, models, global.thresholds, global.majoritySign, params);
+    return tiesMergeTensor(base, models, thresholds, majoritySign, params);
   },
 };

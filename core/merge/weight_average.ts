@@ -1,18 +1,16 @@
-/** Weight averaging: θ = θ0 + (1/K) Σk τk. */
+/** Weight averaging: θ = θ0 + (1/K) Σk τk, the linear kernel with every coefficient 1/K. */
 import { z } from 'zod';
-import { addScaledTaskVector, applyDelta } from './task_vectors';
-import { MergeMethod } from './method';
+import { strictObject } from '../config/strict';
+import { uniformTable } from './coefficients';
+import { LinearMethod } from './method';
 
-export const weightAverageParams = z.object({}).strict();
+export const weightAverageParams = strictObject({});
 
-export const weightAverage: MergeMethod<z.infer<typeof weightAverageParams>> = {
+export const weightAverage: LinearMethod<z.infer<typeof weightAverageParams>> = {
   name: 'weight_average',
   summary: 'θ0 + mean of the task vectors',
+  kind: 'linear',
   params: weightAverageParams,
-  globalPasses: [],
-  mergeTensor({ base, models }) {
-    const delta = new Float32Array(base.length);
-    for (const m of models) addScaledTaskVector(delta, m, base);
-    return applyDelta(base, delta, 1 / models.length);
-  },
+  passes: [],
+  coefficients: ({ models, tensors }) => uniformTable(models, tensors.length, 1 / models),
 };

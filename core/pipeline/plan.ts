@@ -3,11 +3,10 @@
  * base, and split the tensor list into contiguous shards of similar size. The plan is a small plain object:
  * it travels in Temporal payloads, so it holds URIs and counts, never tensors or tensor lists.
  */
-import { MergeConfig } from '../config/schema';
+import { MergeConfig, runnableConfig } from '../config/schema';
 import { Checkpoint, DType, DTYPE_BYTES, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { dirnameUri, joinUri } from '../store/uri';
 import { dataFreeMethod } from '../merge/registry';
-import { GlobalPass } from '../merge/method';
 
 export class InputMismatchError extends Error {
   override name = 'InputMismatchError';
@@ -21,6 +20,11 @@ export interface ShardPlan {
   elements: number;
 }
 
+export interface PassRef {
+  name: string;
+  phase: string;
+}
+
 export interface InputRef {
   name: string;
   uri: string;
@@ -31,8 +35,10 @@ export interface MergePlan {
   runId: string;
   method: string;
   params: Record<string, unknown>;
-  /** Whole-model passes the method needs before merging. */
-  passes: GlobalPass[];
+  /** The passes the method declares (map over shards + reduce), in order, run before merging. */
+  passes: PassRef[];
+  /** How shards are merged: the linear kernel with a coefficient table, or the method's own per-tensor merge. */
+  kernel: 'linear' | 'tensor';
   base: InputRef;
   models: InputRef[];
   /** Where the merged safetensors object goes, and where its manifest goes. */
@@ -124,7 +130,8 @@ export function splitShards(tensors: readonly TensorInfo[], shards: number): Sha
   return out;
 }
 
-export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergePlan> {
+export async function planMerge(config: MergeConfig, runId: string): Promise<MergePlan> {
+  const cfg = runnableConfig(config);
   const base = await Checkpoint.open(cfg.base);
   const models = await Promise.all(
     cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(m.checkpoint) })),
@@ -132,6 +139,7 @@ export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergeP
   const warnings = checkCompatible(base, models);
   const loc = outputLocation(cfg.output);
   const dtype = cfg.dtype as 'base' | DType;
+  const method = dataFreeMethod(cfg.method);
   let mergedElements = 0;
   let outputBytes = 0;
   for (const t of base.tensors) {
@@ -143,7 +151,8 @@ export async function planMerge(cfg: MergeConfig, runId: string): Promise<MergeP
     runId,
     method: cfg.method,
     params: cfg.parameters,
-    passes: [...dataFreeMethod(cfg.method).globalPasses],
+    passes: method.passes.map((p) => ({ name: p.name, phase: p.phase })),
+    kernel: method.kind,
     base: { name: 'base', uri: base.uri, bytes: base.size },
     models: models.map(({ name, ck }) => ({ name, uri: ck.uri, bytes: ck.size })),
     outputFile: loc.file,
@@ -164,6 +173,11 @@ export function partUri(plan: MergePlan, shard: number): string {
   return `${plan.workPrefix}parts/part-${String(shard).padStart(5, '0')}.bin`;
 }
 
-export function histUri(plan: MergePlan, level: 'high' | 'low', shard: number): string {
-  return `${plan.workPrefix}hist/${level}-${String(shard).padStart(5, '0')}.json`;
+/** Where a pass's map step writes one shard's saved accumulator. */
+export function passUri(plan: MergePlan, pass: string, shard: number): string {
+  return `${plan.workPrefix}passes/${pass}-${String(shard).padStart(5, '0')}.json`;
+}
+
+export function coefficientsUri(plan: MergePlan): string {
+  return `${plan.workPrefix}coefficients.safetensors`;
 }

@@ -2,8 +2,11 @@
 import type { Committed } from '../store/types';
 import type { MergeConfig } from '../config/schema';
 
-export type RunPhase =
-  'planning' | 'hashing' | 'threshold' | 'sign' | 'merging' | 'publishing' | 'completed' | 'failed' | 'cancelled';
+/**
+ * planning, hashing, then the phase each declared pass names (TIES: threshold, sign), merging, publishing, and
+ * finally completed, failed or cancelled.
+ */
+export type RunPhase = string;
 
 export interface MergeProgress {
   phase: RunPhase;
@@ -29,6 +32,7 @@ export interface MergeResult {
   tensorCount: number;
   mergedElements: number;
   shards: number;
+  /** What the method's passes found (TIES: thresholds, majoritySign). */
   thresholds?: number[];
   majoritySign?: number;
   warnings: string[];

@@ -151,3 +151,17 @@ export function fromFloat32(values: Float32Array, dtype: DType): Uint8Array {
       throw new Error(`cannot write float values as ${dtype}; choose F64, F32, F16 or BF16`);
   }
 }
+
+/** Decode F64 (exactly) or F32 (widened) bytes into float64 values; for small state tensors such as λ. */
+export function toFloat64(bytes: Uint8Array, dtype: DType): Float64Array {
+  if (dtype === 'F32') return Float64Array.from(toFloat32(bytes, 'F32'));
+  if (dtype !== 'F64') throw new Error(`dtype ${dtype} cannot be read as float64 values; expected F64 or F32`);
+  const out = new Float64Array(bytes.byteLength / 8);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+/** Encode float64 values as little-endian F64 bytes. */
+export function fromFloat64(values: Float64Array): Uint8Array {
+  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+}

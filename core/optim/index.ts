@@ -1,0 +1,2 @@
+export * from './adam';
+export * from './state';

@@ -1,0 +1,132 @@
+/**
+ * The steps of a merge, written once: plan → hash the inputs → the method's declared passes (each a map over
+ * shards whose results go to the store, then a small reduce) → its coefficient table, for linear methods → merge
+ * the shards → publish. The workflow runs them with activities (shards fanned out at once); the in-process runner
+ * (tests, bench, report) calls the same core functions one shard at a time. This module only orchestrates:
+ * it imports types alone, so the workflow can use it and stay deterministic.
+ */
+import type { MergeConfig } from '../config/schema';
+import type { PassState } from '../merge/method';
+import type { Committed } from '../store/types';
+import type { MergePlan } from './plan';
+import type { FileHash } from './publish';
+
+export type MergeStep =
+  | { kind: 'hash' }
+  | { kind: 'pass'; pass: string; phase: string }
+  | { kind: 'coefficients' }
+  | { kind: 'merge' }
+  | { kind: 'publish' };
+
+/** The steps after planning, in order, as the plan's method declares them. */
+export function mergeSteps(plan: MergePlan): MergeStep[] {
+  return [
+    { kind: 'hash' },
+    ...plan.passes.map((p): MergeStep => ({ kind: 'pass', pass: p.name, phase: p.phase })),
+    ...(plan.kernel === 'linear' ? [{ kind: 'coefficients' } as const] : []),
+    { kind: 'merge' },
+    { kind: 'publish' },
+  ];
+}
+
+/** Units of progress: one for planning, hashing and publishing each, one per shard of every pass and of the merge. */
+export function totalUnits(plan: MergePlan): number {
+  const perStep = { hash: 1, pass: plan.shards.length, coefficients: 0, merge: plan.shards.length, publish: 1 };
+  return 1 + mergeSteps(plan).reduce((n, s) => n + perStep[s.kind], 0);
+}
+
+export interface InputHashes {
+  base: FileHash[];
+  models: Record<string, FileHash[]>;
+}
+
+export interface Published {
+  output: Committed;
+  manifestUri: string;
+}
+
+/** The work a merge's steps call for. Arguments and results are small plain JSON (they travel in payloads). */
+export interface MergeSteps {
+  planMerge(config: MergeConfig, runId: string): Promise<MergePlan>;
+  hashCheckpoint(uri: string): Promise<FileHash[]>;
+  /** A pass's map over one shard; returns the URI of the saved result. */
+  mapShard(plan: MergePlan, pass: string, shard: number, state: PassState): Promise<string>;
+  reducePass(plan: MergePlan, pass: string, uris: string[], state: PassState): Promise<PassState>;
+  /** Writes a linear method's coefficient table; returns its URI. */
+  writeCoefficients(plan: MergePlan, state: PassState): Promise<string>;
+  mergeShard(plan: MergePlan, shard: number, state: PassState, coefficients?: string): Promise<Committed>;
+  publishMerge(plan: MergePlan, parts: Committed[], hashes: InputHashes, config: MergeConfig): Promise<Published>;
+}
+
+export interface MergeExecutor extends MergeSteps {
+  /** Run independent units of work (one per shard or input): all at once, or one after another. */
+  all<T>(work: readonly (() => Promise<T>)[]): Promise<T[]>;
+}
+
+export interface MergeHooks {
+  planned?(plan: MergePlan): void;
+  /** A new phase starts (the same phase may be announced again; ignore repeats). */
+  phase?(phase: string): void;
+  /** One unit of totalUnits(plan) is done. */
+  unit?(): void;
+}
+
+export interface DrivenMerge extends Published {
+  plan: MergePlan;
+  /** The state the passes reduced to (TIES: thresholds, majoritySign). */
+  state: PassState;
+}
+
+export async function driveMerge(
+  config: MergeConfig,
+  runId: string,
+  exec: MergeExecutor,
+  hooks: MergeHooks = {},
+): Promise<DrivenMerge> {
+  const counted = <T>(p: Promise<T>): Promise<T> =>
+    p.then((v) => {
+      hooks.unit?.();
+      return v;
+    });
+  const plan = await counted(exec.planMerge(config, runId));
+  hooks.planned?.(plan);
+  const shards = plan.shards.map((s) => s.index);
+  let state: PassState = {};
+  let hashes: InputHashes = { base: [], models: {} };
+  let coefficients: string | undefined;
+  let parts: Committed[] = [];
+  let published: Published | undefined;
+  for (const step of mergeSteps(plan)) {
+    switch (step.kind) {
+      case 'hash': {
+        hooks.phase?.('hashing');
+        const inputs = [plan.base, ...plan.models];
+        const [base, ...models] = await counted(exec.all(inputs.map((m) => () => exec.hashCheckpoint(m.uri))));
+        hashes = { base, models: Object.fromEntries(plan.models.map((m, i) => [m.name, models[i]])) };
+        break;
+      }
+      case 'pass': {
+        hooks.phase?.(step.phase);
+        const before = state;
+        const uris = await exec.all(shards.map((s) => () => counted(exec.mapShard(plan, step.pass, s, before))));
+        state = await exec.reducePass(plan, step.pass, uris, before);
+        break;
+      }
+      case 'coefficients':
+        hooks.phase?.('merging');
+        coefficients = await exec.writeCoefficients(plan, state);
+        break;
+      case 'merge': {
+        hooks.phase?.('merging');
+        const final = state;
+        parts = await exec.all(shards.map((s) => () => counted(exec.mergeShard(plan, s, final, coefficients))));
+        break;
+      }
+      case 'publish':
+        hooks.phase?.('publishing');
+        published = await counted(exec.publishMerge(plan, parts, hashes, config));
+        break;
+    }
+  }
+  return { plan, state, ...published! };
+}

@@ -1,0 +1,60 @@
+/** Running a method's declared passes: the map over one shard (its result saved in the store) and the reduce. */
+import { putObject, readJson } from '../store';
+import { dataFreeMethod } from '../merge/registry';
+import { PassContext, PassState, ShardPass } from '../merge/method';
+import { MergePlan, passUri } from './plan';
+import { floatTensors, openInputs, Progress } from './inputs';
+
+function passOf(
+  plan: MergePlan,
+  name: string,
+): { pass: ShardPass<unknown>; ctx: (s: PassState) => PassContext<unknown> } {
+  const method = dataFreeMethod(plan.method);
+  const pass = method.passes.find((p) => p.name === name);
+  if (!pass) throw new Error(`method '${plan.method}' declares no pass '${name}'`);
+  const params = method.params.parse(plan.params);
+  return { pass, ctx: (state) => ({ params, models: plan.models.length, state }) };
+}
+
+/** Fold every float tensor of one shard into the pass's accumulator; write it to the work prefix; return its URI. */
+export async function mapShard(
+  plan: MergePlan,
+  passName: string,
+  shardIndex: number,
+  state: PassState,
+  progress?: Progress,
+): Promise<string> {
+  const { pass, ctx: contextFor } = passOf(plan, passName);
+  const ctx = contextFor(state);
+  const { base, models } = await openInputs(plan);
+  const tensors = floatTensors(base, plan.shards[shardIndex]);
+  const acc = pass.start(ctx);
+  for (let i = 0; i < tensors.length; i++) {
+    const name = tensors[i].name;
+    const b = await base.readFloat32(name);
+    const ms = await Promise.all(models.map((m) => m.readFloat32(name)));
+    pass.tensor(acc, { name, base: b, models: ms }, ctx);
+    await progress?.(i + 1, tensors.length, name);
+  }
+  const uri = passUri(plan, passName, shardIndex);
+  await putObject(uri, Buffer.from(JSON.stringify({ pass: passName, shard: shardIndex, saved: pass.save(acc) })));
+  return uri;
+}
+
+/** Read the shards' saved accumulators (in the order given) and reduce them into the next pass state. */
+export async function reducePass(
+  plan: MergePlan,
+  passName: string,
+  uris: readonly string[],
+  state: PassState,
+): Promise<PassState> {
+  const { pass, ctx } = passOf(plan, passName);
+  const saved: unknown[] = [];
+  for (const uri of uris) {
+    const doc = (await readJson(uri, (why) => new Error(`${uri}: saved pass result is not valid JSON (${why})`))) as {
+      saved: unknown;
+    };
+    saved.push(doc.saved);
+  }
+  return pass.reduce(saved, ctx(state));
+}
