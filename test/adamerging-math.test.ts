@@ -1,9 +1,21 @@
-/** AdaMerging as pure core code: λ layout, batch rows, AdaMerging++ vectors. */
-import { describe, it } from 'node:test';
+/** AdaMerging as pure core code: λ gradients, clamp, batch rows, AdaMerging++ vectors, entropy. */
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../core/tensor/backend';
+import {
+  clipVisionForward,
+  ClipVisionConfig,
+  clipVisionParamShapes,
+  parseClipVisionConfig,
+} from '../core/models/clip_vit';
+import { ClassificationHead, disposeHead, headLogits, makeHead } from '../core/models/head';
 import { normalish, rngFor } from '../core/data/rng';
+import { initParams, ParamValues } from '../core/suite/train';
 import { tiesMergeTensor } from '../core/merge/ties';
 import {
+  clampLambda,
+  Granularity,
   initLambda,
   lambdaIndex,
   lambdaSize,
@@ -11,8 +23,139 @@ import {
   makeLayout,
   summarizeLambda,
 } from '../core/merge/adamerging/coefficients';
+import { disposeTaskVectorStack, mergedParams, stackTaskVectors } from '../core/merge/adamerging/merged';
+import { meanEntropy } from '../core/merge/adamerging/entropy';
+import { AdaMergingModel, entropyLossAndGrad, entropyLosses, UnlabeledBatch } from '../core/merge/adamerging/gradient';
 import { BatchPlan, BatchRowCursor, epochOrder, stepBatches } from '../core/merge/adamerging/batches';
 import { taskVectorThreshold, tiesTaskVectors } from '../core/merge/adamerging/ties_vectors';
+
+const CONFIG: ClipVisionConfig = parseClipVisionConfig(
+  {
+    hidden_size: 8,
+    intermediate_size: 12,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    image_size: 8,
+    patch_size: 4,
+    num_channels: 1,
+    projection_dim: 4,
+  },
+  'tiny',
+);
+const NAMES = clipVisionParamShapes(CONFIG).map((s) => s.name);
+const SHAPES = Object.fromEntries(clipVisionParamShapes(CONFIG).map((s) => [s.name, s.shape]));
+const CLASSES = 5;
+
+/** θ0 and K task vectors of O(1) size relative to θ0, so λ changes the outputs visibly. */
+function tinyFamily(seed: number, K: number): { base: ParamValues; tvs: ParamValues[] } {
+  const base = initParams(CONFIG, seed);
+  const tvs = Array.from({ length: K }, (_, k) => {
+    const tv: ParamValues = {};
+    for (const n of NAMES) {
+      const rng = rngFor(seed, 'tv', k, n);
+      tv[n] = Float32Array.from(base[n], () => 0.3 * normalish(rng));
+    }
+    return tv;
+  });
+  return { base, tvs };
+}
+
+function headValues(seed: number, k: number): { weight: Float32Array; logitScale: number } {
+  const rng = rngFor(seed, 'head', k);
+  const w = Float32Array.from({ length: CLASSES * CONFIG.projectionDim }, () => normalish(rng));
+  for (let c = 0; c < CLASSES; c++) {
+    const row = w.subarray(c * CONFIG.projectionDim, (c + 1) * CONFIG.projectionDim);
+    const norm = Math.hypot(...row);
+    row.forEach((v, i) => (row[i] = v / norm));
+  }
+  return { weight: w, logitScale: Math.log(4) };
+}
+
+function batch(seed: number, k: number, b: number, n: number): UnlabeledBatch {
+  const rng = rngFor(seed, 'x', k, b);
+  const shape: [number, number, number, number] = [n, 1, CONFIG.imageSize, CONFIG.imageSize];
+  return { inputs: Float32Array.from({ length: n * 64 }, () => normalish(rng)), shape };
+}
+
+interface Problem {
+  model: AdaMergingModel;
+  heads: ClassificationHead[];
+  batches: UnlabeledBatch[][];
+  values: { base: ParamValues; tvs: ParamValues[] };
+  dispose(): void;
+}
+
+function problem(granularity: Granularity, K = 2, batchesPerTask = 2): Problem {
+  const values = tinyFamily(11, K);
+  const layout = makeLayout(
+    granularity,
+    Array.from({ length: K }, (_, k) => `task${k}`),
+    NAMES,
+  );
+  const base: Record<string, tf.Tensor> = {};
+  for (const n of NAMES) base[n] = tf.tensor(values.base[n], SHAPES[n]);
+  const taskVectors = stackTaskVectors(layout, SHAPES, values.tvs);
+  const heads = Array.from({ length: K }, (_, k) => {
+    const h = headValues(11, k);
+    return makeHead(tf.tensor2d(h.weight, [CLASSES, CONFIG.projectionDim]), { logitScale: h.logitScale });
+  });
+  const batches = Array.from({ length: K }, (_, k) =>
+    Array.from({ length: batchesPerTask }, (_, b) => batch(11, k, b, 3)),
+  );
+  return {
+    model: { config: CONFIG, layout, base, taskVectors, clamp: true },
+    heads,
+    batches,
+    values,
+    dispose() {
+      tf.dispose(Object.values(base));
+      disposeTaskVectorStack(taskVectors);
+      heads.forEach(disposeHead);
+    },
+  };
+}
+
+/**
+ * The loss computed independently of merged.ts/gradient.ts: θ(λ) merged with plain float loops, a forward per
+ * batch, the entropy written out from softmax probabilities.
+ */
+function referenceLoss(p: Problem, lambda: Float32Array): number {
+  const { layout } = p.model;
+  const c = clampLambda(lambda);
+  const params: Record<string, tf.Tensor> = {};
+  layout.tensors.forEach((n, l) => {
+    const v = Float32Array.from(p.values.base[n]);
+    p.values.tvs.forEach((tv, k) => {
+      const coef = c[lambdaIndex(layout, k, l)];
+      for (let i = 0; i < v.length; i++) v[i] += coef * tv[n][i];
+    });
+    params[n] = tf.tensor(v, SHAPES[n]);
+  });
+  let total = 0;
+  p.heads.forEach((head, k) => {
+    for (const b of p.batches[k]) {
+      const probs = tf.tidy(() =>
+        tf.softmax(headLogits(head, clipVisionForward(params, CONFIG, tf.tensor4d(b.inputs, b.shape)))),
+      );
+      const pr = probs.dataSync();
+      probs.dispose();
+      let h = 0;
+      for (const q of pr) h -= q > 0 ? q * Math.log(q) : 0;
+      total += h / b.shape[0] / p.batches[k].length;
+    }
+  });
+  tf.dispose(Object.values(params));
+  return total;
+}
+
+function spreadLambda(n: number, seed: number, lo = 0.15, hi = 0.85): Float32Array {
+  const rng = rngFor(seed, 'lambda');
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng());
+}
+
+before(async () => {
+  assert.equal(await initBackend('wasm', () => undefined), 'wasm');
+});
 
 describe('λ layout', () => {
   it('layout, init and summary', () => {
@@ -35,6 +178,117 @@ describe('λ layout', () => {
       /λ has 5 values; a layer-wise layout of 2 task\(s\) × 3 tensor\(s\) needs 6/,
     );
   });
+});
+
+describe('AdaMerging λ gradient', () => {
+  for (const granularity of ['task', 'layer'] as const) {
+    it(`${granularity}-wise: ∂loss/∂λ equals central finite differences (clamp on, λ inside (0, 1))`, (t) => {
+      const p = problem(granularity);
+      const before = tf.memory().numTensors;
+      try {
+        const lambda = spreadLambda(lambdaSize(p.model.layout), granularity === 'task' ? 1 : 2);
+        const { lossPerTask, grad } = entropyLossAndGrad(p.model, p.heads, lambda, p.batches);
+        assert.equal(tf.memory().numTensors, before, 'entropyLossAndGrad leaked tensors');
+        const loss = lossPerTask.reduce((a, b) => a + b, 0);
+        assert.ok(Math.abs(loss - referenceLoss(p, lambda)) < 1e-5, `loss ${loss} vs ${referenceLoss(p, lambda)}`);
+        const eps = 1e-2;
+        let largest = 0;
+        let worst = 0;
+        for (let i = 0; i < lambda.length; i++) {
+          const at = (d: number) => {
+            const l = Float32Array.from(lambda);
+            l[i] += d;
+            return referenceLoss(p, l);
+          };
+          const numeric = (at(eps) - at(-eps)) / (2 * eps);
+          largest = Math.max(largest, Math.abs(numeric));
+          const err = Math.abs(numeric - grad[i]);
+          worst = Math.max(worst, err / Math.max(0.1, Math.abs(numeric)));
+          assert.ok(
+            err <= 2e-3 * Math.max(0.1, Math.abs(numeric)),
+            `λ[${i}]: analytic ${grad[i]} vs numeric ${numeric} (|diff| ${err})`,
+          );
+        }
+        assert.ok(largest > 0.01, `the check is vacuous: every |∂loss/∂λ| <= ${largest}`);
+        t.diagnostic(
+          `${lambda.length} coefficients, max |∂loss/∂λ| ${largest.toFixed(4)}, worst relative error ${worst.toExponential(2)}`,
+        );
+      } finally {
+        p.dispose();
+      }
+    });
+  }
+
+  it('equals tf.grad through one graph over all tasks (the two-stage chain rule is exact)', () => {
+    const p = problem('layer', 3, 1);
+    try {
+      const lambda = spreadLambda(lambdaSize(p.model.layout), 3);
+      const { grad } = entropyLossAndGrad(p.model, p.heads, lambda, p.batches);
+      const lam = tf.tensor1d(lambda);
+      const direct = tf.grad((l: tf.Tensor) => {
+        const merged = mergedParams(p.model.layout, p.model.base, p.model.taskVectors, l as tf.Tensor1D);
+        const params = { ...p.model.base, ...merged };
+        return tf.addN(
+          p.heads.map((h, k) =>
+            meanEntropy(
+              headLogits(
+                h,
+                clipVisionForward(params, CONFIG, tf.tensor4d(p.batches[k][0].inputs, p.batches[k][0].shape)),
+              ),
+            ),
+          ),
+        ) as tf.Scalar;
+      })(lam);
+      const d = direct.dataSync();
+      tf.dispose([lam, direct]);
+      for (let i = 0; i < d.length; i++) {
+        assert.ok(Math.abs(d[i] - grad[i]) <= 1e-5 * Math.max(1, Math.abs(d[i])), `λ[${i}]: ${grad[i]} vs ${d[i]}`);
+      }
+    } finally {
+      p.dispose();
+    }
+  });
+
+  for (const granularity of ['task', 'layer'] as const) {
+    it(`${granularity}-wise clamp: λ outside [0, 1] builds the clamped weights and has zero gradient`, () => {
+      const p = problem(granularity, 2, 1);
+      try {
+        const { layout } = p.model;
+        const raw = spreadLambda(lambdaSize(layout), 4);
+        const outside = new Set<number>();
+        for (let i = 0; i < raw.length; i += 3) {
+          raw[i] = i % 2 ? 1.7 : -0.4;
+          outside.add(i);
+        }
+        const clamped = clampLambda(raw);
+        assert.deepEqual(
+          [...clamped].filter((_, i) => outside.has(i)).sort(),
+          [...outside].map((i) => (i % 2 ? 1 : 0)).sort(),
+        );
+        const build = (l: Float32Array) => {
+          const lam = tf.tensor1d(l);
+          const m = mergedParams(layout, p.model.base, p.model.taskVectors, lam);
+          const out = Object.fromEntries(Object.entries(m).map(([n, t]) => [n, t.dataSync().slice()]));
+          tf.dispose([lam, ...Object.values(m)]);
+          return out;
+        };
+        assert.deepEqual(build(raw), build(clamped));
+        const { grad } = entropyLossAndGrad(p.model, p.heads, raw, p.batches);
+        let inside = 0;
+        for (let i = 0; i < raw.length; i++) {
+          if (outside.has(i))
+            assert.ok(grad[i] === 0, `λ[${i}] = ${raw[i]} is clamped: its gradient must be 0, got ${grad[i]}`);
+          else inside += Math.abs(grad[i]);
+        }
+        assert.ok(inside > 0, 'λ inside [0, 1] must have a gradient');
+        // clamp off: the raw values are used and every λ has a gradient
+        const free = entropyLossAndGrad({ ...p.model, clamp: false }, p.heads, raw, p.batches);
+        assert.ok([...outside].every((i) => free.grad[i] !== 0));
+      } finally {
+        p.dispose();
+      }
+    });
+  }
 });
 
 describe('AdaMerging batches', () => {
@@ -173,5 +427,41 @@ describe('AdaMerging++ task vectors', () => {
     }
     assert.equal(taskVectorThreshold([Float32Array.of(3, -1, 2)], 1), 0);
     assert.throws(() => taskVectorThreshold([Float32Array.of(1)], 0), /keep must be in \(0, 1\]/);
+  });
+});
+
+describe('entropy', () => {
+  it('uniform logits give log(classes); one-hot-ish logits give ~0; [0, log 3] gives H(1/4, 3/4)', () => {
+    const before = tf.memory().numTensors;
+    const h = (values: number[], shape: [number, number]) => {
+      const x = tf.tensor2d(values, shape);
+      const e = meanEntropy(x);
+      const v = e.dataSync()[0];
+      tf.dispose([x, e]);
+      return v;
+    };
+    assert.ok(Math.abs(h(Array(4 * 6).fill(3.7), [4, 6]) - Math.log(6)) < 1e-6);
+    const onehot = Array.from({ length: 3 * 5 }, (_, i) => (i % 5 === Math.floor(i / 5) ? 60 : 0));
+    assert.ok(h(onehot, [3, 5]) < 1e-6);
+    const want = -(0.25 * Math.log(0.25) + 0.75 * Math.log(0.75));
+    assert.ok(Math.abs(h([0, Math.log(3)], [1, 2]) - want) < 1e-6);
+    // mean over rows: one uniform row (log 2) and one certain row (0)
+    assert.ok(Math.abs(h([1, 1, 80, 0], [2, 2]) - Math.log(2) / 2) < 1e-6);
+    assert.equal(tf.memory().numTensors, before);
+  });
+});
+
+// entropyLosses is the forward-only twin of entropyLossAndGrad
+describe('entropyLosses', () => {
+  it('matches the losses entropyLossAndGrad reports', () => {
+    const p = problem('task', 2, 2);
+    try {
+      const lambda = Float32Array.of(0.4, 0.6);
+      const a = entropyLosses(p.model, p.heads, lambda, p.batches);
+      const b = entropyLossAndGrad(p.model, p.heads, lambda, p.batches).lossPerTask;
+      a.forEach((v, k) => assert.ok(Math.abs(v - b[k]) < 1e-6));
+    } finally {
+      p.dispose();
+    }
   });
 });
