@@ -1,6 +1,8 @@
-/** AdaMerging as pure core code: λ gradients, clamp, batch rows, AdaMerging++ vectors, entropy. */
-import { describe, it, before } from 'node:test';
+/** AdaMerging as pure core code: λ gradients, clamp, batch rows, AdaMerging++ vectors, entropy, local loop. */
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../core/tensor/backend';
 import {
@@ -11,7 +13,9 @@ import {
 } from '../core/models/clip_vit';
 import { ClassificationHead, disposeHead, headLogits, makeHead } from '../core/models/head';
 import { normalish, rngFor } from '../core/data/rng';
+import { writeDataset } from '../core/data/dataset';
 import { initParams, ParamValues } from '../core/suite/train';
+import { writeHead, writeModel } from '../core/suite/io';
 import { tiesMergeTensor } from '../core/merge/ties';
 import {
   clampLambda,
@@ -28,6 +32,8 @@ import { meanEntropy } from '../core/merge/adamerging/entropy';
 import { AdaMergingModel, entropyLossAndGrad, entropyLosses, UnlabeledBatch } from '../core/merge/adamerging/gradient';
 import { BatchPlan, BatchRowCursor, epochOrder, stepBatches } from '../core/merge/adamerging/batches';
 import { taskVectorThreshold, tiesTaskVectors } from '../core/merge/adamerging/ties_vectors';
+import { OptimizerStep, runAdaMergingLocal } from '../core/merge/adamerging/local_run';
+import { fileUri, tmpDir } from './helpers/env';
 
 const CONFIG: ClipVisionConfig = parseClipVisionConfig(
   {
@@ -448,6 +454,95 @@ describe('entropy', () => {
     // mean over rows: one uniform row (log 2) and one certain row (0)
     assert.ok(Math.abs(h([1, 1, 80, 0], [2, 2]) - Math.log(2) / 2) < 1e-6);
     assert.equal(tf.memory().numTensors, before);
+  });
+});
+
+describe('AdaMerging local loop', () => {
+  let dir: string;
+  const K = 2;
+  const ROWS = 12;
+  const tasks: { name: string; model: string; head: string; data: string }[] = [];
+  let pretrained: string;
+
+  before(async () => {
+    dir = tmpDir('adamerging');
+    const { base, tvs } = tinyFamily(21, K);
+    pretrained = fileUri(path.join(dir, 'pretrained'));
+    await writeModel(pretrained, CONFIG, base);
+    for (let k = 0; k < K; k++) {
+      const params: ParamValues = {};
+      for (const n of NAMES) params[n] = Float32Array.from(base[n], (v, i) => v + tvs[k][n][i]);
+      const model = fileUri(path.join(dir, `task${k}`));
+      await writeModel(model, CONFIG, params);
+      const h = headValues(21, k);
+      const head = await writeHead(
+        fileUri(path.join(dir, `head${k}.safetensors`)),
+        { ...h, classes: CLASSES, dim: CONFIG.projectionDim },
+        `task${k}`,
+        Array.from({ length: CLASSES }, (_, c) => `c${c}`),
+      );
+      const rng = rngFor(21, 'pixels', k);
+      const data = fileUri(path.join(dir, `test${k}.safetensors`));
+      // unlabeled: the loop must not need labels
+      await writeDataset(data, {
+        inputs: Uint8Array.from({ length: ROWS * 64 }, () => Math.floor(256 * rng())),
+        shape: [ROWS, 1, 8, 8],
+        prep: { mean: [0.5], std: [0.5] },
+      });
+      tasks.push({ name: `task${k}`, model, head, data });
+    }
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const sgd =
+    (lr: number): OptimizerStep =>
+    (lambda, grad) =>
+      Float32Array.from(lambda, (v, i) => v - lr * grad[i]);
+
+  it('SGD steps on all rows (full batch) reduce the entropy loss; tensors do not grow across steps', async (t) => {
+    const counts: number[] = [];
+    const res = await runAdaMergingLocal({
+      pretrained,
+      tasks,
+      granularity: 'layer',
+      steps: 6,
+      seed: 3,
+      batchSize: ROWS,
+      optimizer: sgd(0.5),
+      onStep: () => void counts.push(tf.memory().numTensors),
+    });
+    const total = res.losses.map((l) => l[0] + l[1]);
+    t.diagnostic(`loss per step ${total.map((x) => x.toFixed(5)).join(' ')}`);
+    t.diagnostic(
+      `seconds per step (2 tasks x ${ROWS} rows, layer-wise, ${res.layout.tensors.length} tensors): ` +
+        res.secondsPerStep.map((s) => s.toFixed(3)).join(' '),
+    );
+    for (let s = 1; s < total.length; s++)
+      assert.ok(total[s] < total[s - 1], `step ${s}: ${total[s]} >= ${total[s - 1]}`);
+    assert.ok(total[0] - total[total.length - 1] > 1e-3, `loss fell only ${total[0] - total[total.length - 1]}`);
+    assert.ok(new Set(counts).size === 1, `tensor count changed across steps: ${counts.join(', ')}`);
+    assert.ok(
+      res.lambda.some((v) => Math.abs(v - Math.fround(0.3)) > 1e-4),
+      'λ did not move',
+    );
+    assert.equal(res.summary.length, K);
+  });
+
+  it('same seed -> bit-identical λ; a run resumed at step 3 equals the uninterrupted run; AdaMerging++ runs', async () => {
+    const opts = { pretrained, tasks, granularity: 'task' as const, seed: 5, batchSize: 4, optimizer: sgd(0.5) };
+    const a = await runAdaMergingLocal({ ...opts, steps: 5 });
+    const b = await runAdaMergingLocal({ ...opts, steps: 5 });
+    assert.deepEqual(Buffer.from(a.lambda.buffer), Buffer.from(b.lambda.buffer));
+    assert.deepEqual(a.losses, b.losses);
+    const head = await runAdaMergingLocal({ ...opts, steps: 3 });
+    const tail = await runAdaMergingLocal({ ...opts, steps: 2, from: { step: 3, lambda: head.lambda } });
+    assert.deepEqual(Buffer.from(tail.lambda.buffer), Buffer.from(a.lambda.buffer));
+    assert.deepEqual([...head.losses, ...tail.losses], a.losses);
+    const other = await runAdaMergingLocal({ ...opts, seed: 6, steps: 5 });
+    assert.notDeepEqual(other.losses, a.losses);
+    const pp = await runAdaMergingLocal({ ...opts, steps: 2, tiesKeep: 0.2 });
+    assert.notDeepEqual(pp.losses[0], a.losses[0]);
+    assert.ok(pp.lambda.every(Number.isFinite));
   });
 });
 
