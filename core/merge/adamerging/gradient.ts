@@ -1,0 +1,144 @@
+/**
+ * One AdaMerging step's loss and ∂loss/∂λ: loss = Σk mean entropy of softmax(head_k(normalize(f_θ(λ)(x))))
+ * over task k's unlabeled inputs. Labels are not part of the input.
+ *
+ * θ(λ) is built once. Then, one task and one batch at a time (one forward/backward graph alive at a time, so
+ * memory does not grow with K), ∂loss_k/∂θ is taken and summed into G = ∂loss/∂θ; last, ∂loss/∂λ is G
+ * pulled back through θ(λ) (merged.ts lambdaGradient). With several batches per task, a task's loss is the
+ * mean over its batches (equal batch sizes: the mean entropy over all its inputs).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '../../tensor/gradients';
+import { clipVisionForward, ClipVisionConfig, Params } from '../../models/clip_vit';
+import { ClassificationHead, headLogits } from '../../models/head';
+import { checkLambda, LambdaLayout } from './coefficients';
+import { meanEntropy } from './entropy';
+import { lambdaGradient, mergedParams, TaskVectorStack } from './merged';
+
+export interface AdaMergingModel {
+  config: ClipVisionConfig;
+  layout: LambdaLayout;
+  /** θ0: every tensor the forward pass reads; the merged ones are replaced by θ(λ). */
+  base: Params;
+  taskVectors: TaskVectorStack;
+  /** Build the weights from clamp(λ, 0, 1) (default true). */
+  clamp?: boolean;
+}
+
+/** Preprocessed inputs [B, C, H, W] of one batch. No labels: the optimisation never sees them. */
+export interface UnlabeledBatch {
+  inputs: Float32Array;
+  shape: [number, number, number, number];
+}
+
+export interface LossAndGrad {
+  /** Per task: the mean entropy over its inputs this step. */
+  lossPerTask: number[];
+  /** ∂(Σ lossPerTask)/∂λ, flat, layout order. */
+  grad: Float32Array;
+}
+
+function checkInputs(
+  model: AdaMergingModel,
+  heads: readonly ClassificationHead[],
+  batches: readonly (readonly UnlabeledBatch[])[],
+): void {
+  const K = model.layout.tasks.length;
+  if (heads.length !== K) throw new Error(`AdaMerging: ${heads.length} heads for ${K} tasks`);
+  if (batches.length !== K) throw new Error(`AdaMerging: batches for ${batches.length} tasks, expected ${K}`);
+  batches.forEach((bs, k) => {
+    if (bs.length === 0) throw new Error(`AdaMerging: no batch for task '${model.layout.tasks[k]}'`);
+  });
+}
+
+/** The forward parameter map: θ0 with the merged tensors replaced. */
+function withMerged(base: Params, merged: Params): Params {
+  return { ...base, ...merged };
+}
+
+/** Mean entropy of one batch under the weights `params` (a tf scalar the caller owns). */
+function batchEntropy(params: Params, config: ClipVisionConfig, head: ClassificationHead, x: tf.Tensor4D): tf.Scalar {
+  return tf.tidy(() => meanEntropy(headLogits(head, clipVisionForward(params, config, x))));
+}
+
+/** Loss per task and ∂loss/∂λ at `lambda` on the given batches (batches[k]: task k's). */
+export function entropyLossAndGrad(
+  model: AdaMergingModel,
+  heads: readonly ClassificationHead[],
+  lambda: Float32Array,
+  batches: readonly (readonly UnlabeledBatch[])[],
+): LossAndGrad {
+  const { layout, config } = model;
+  checkLambda(layout, lambda);
+  checkInputs(model, heads, batches);
+  const names = layout.tensors;
+  const clamp = model.clamp ?? true;
+  const lam = tf.tensor1d(lambda);
+  const merged = mergedParams(layout, model.base, model.taskVectors, lam, { clamp });
+  const thetaList = names.map((n) => merged[n]);
+  let acc: Params | undefined;
+  const lossPerTask: number[] = [];
+  try {
+    heads.forEach((head, k) => {
+      let loss = 0;
+      const w = 1 / batches[k].length;
+      for (const b of batches[k]) {
+        const x = tf.tensor4d(b.inputs, b.shape);
+        try {
+          const { value, grads } = tf.valueAndGrads((...ts: tf.Tensor[]) => {
+            const m: Params = {};
+            names.forEach((n, l) => (m[n] = ts[l]));
+            return batchEntropy(withMerged(model.base, m), config, head, x);
+          })(thetaList);
+          loss += value.dataSync()[0] * w;
+          const prev = acc;
+          acc = tf.tidy(() => {
+            const next: Params = {};
+            names.forEach((n, l) => {
+              const g = w === 1 ? grads[l] : tf.mul(grads[l], w);
+              next[n] = prev ? tf.add(prev[n], g) : tf.clone(g);
+            });
+            return next;
+          });
+          tf.dispose([value, ...grads]);
+          if (prev) tf.dispose(Object.values(prev));
+        } finally {
+          x.dispose();
+        }
+      }
+      lossPerTask.push(loss);
+    });
+    const grad = lambdaGradient(layout, model.taskVectors, acc!, lam, { clamp });
+    return { lossPerTask, grad };
+  } finally {
+    tf.dispose([lam, ...Object.values(merged)]);
+    if (acc) tf.dispose(Object.values(acc));
+  }
+}
+
+/** Loss per task only (no gradient): for monitoring and tests. */
+export function entropyLosses(
+  model: AdaMergingModel,
+  heads: readonly ClassificationHead[],
+  lambda: Float32Array,
+  batches: readonly (readonly UnlabeledBatch[])[],
+): number[] {
+  checkLambda(model.layout, lambda);
+  checkInputs(model, heads, batches);
+  const lam = tf.tensor1d(lambda);
+  const merged = mergedParams(model.layout, model.base, model.taskVectors, lam, { clamp: model.clamp ?? true });
+  try {
+    const params = withMerged(model.base, merged);
+    return heads.map((head, k) => {
+      let loss = 0;
+      for (const b of batches[k]) {
+        const v = tf.tidy(() => batchEntropy(params, model.config, head, tf.tensor4d(b.inputs, b.shape)));
+        loss += v.dataSync()[0] / batches[k].length;
+        v.dispose();
+      }
+      return loss;
+    });
+  } finally {
+    tf.dispose([lam, ...Object.values(merged)]);
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * AdaMerging and AdaMerging++ (Yang et al., ICLR 2024) as pure code: no Temporal, no I/O in the math.
+ *   coefficients  λ layout (task-wise K, layer-wise K × L), init, clamp, summary
+ *   merged        θ(λ) = θ0 + Σk λk τk as tf tensors differentiable in λ; the pullback to λ
+ *   entropy       mean Shannon entropy of softmax(logits)
+ *   gradient      one step's loss per task and ∂loss/∂λ, task by task
+ *   batches       the unlabeled rows of each (seed, task, step), addressable by step
+ *   ties_vectors  AdaMerging++'s per-task TIES-processed task vectors
+ *   local_run     the in-process loop (loads through the existing loaders; the optimiser is passed in)
+ */
+export * from './coefficients';
+export * from './merged';
+export * from './entropy';
+export * from './gradient';
+export * from './batches';
+export * from './ties_vectors';
+export * from './local_run';
