@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DATA_FREE_METHODS, DATA_FREE_NAMES, DataFreeMethodName } from '../merge/registry';
-import { ADAMERGING, adamergingParams } from '../merge/adamerging';
+import { ADAMERGING, adamergingParams } from '../merge/adamerging/params';
 import { strictObject } from './strict';
 
 export const uri = z

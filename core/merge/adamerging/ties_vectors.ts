@@ -9,7 +9,7 @@
  *      reference's where(s > 0, τ > 0, τ < 0)).
  * Held in memory (the AdaMerging worker holds every τk anyway); the thresholds are exact.
  */
-import { electedSignSum } from '../ties';
+import { electedSignSum } from '../ties_passes';
 import { BUCKETS, bitsToFloat, histogramHigh, histogramLow, histTotal, locateRank, thresholdRank } from '../topk';
 
 /** Task vectors of one task: one Float32Array per merged tensor, in a fixed tensor order. */

@@ -5,7 +5,7 @@
  * refuses the method until the training passes exist.
  */
 import { z } from 'zod';
-import { strictObject } from '../config/strict';
+import { strictObject } from '../../config/strict';
 
 const posInt = z.number().int().min(1);
 
