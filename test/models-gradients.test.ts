@@ -1,8 +1,8 @@
-/** Every gradient registered by core/tensor/gradients against central finite differences, on cpu and wasm. */
+/** Every gradient registered by core/tensor/gradients against central finite differences, on each installed backend. */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../core/tensor/backend';
+import { initBackend, installedBackends } from '../core/tensor/backend';
 import { GRADIENT_KERNELS } from '../core/tensor/gradients';
 import { matMul } from '../core/tensor/matmul';
 import { checkGrads, randn, rng } from './models-gradcheck';
@@ -88,7 +88,7 @@ const CASES: [string, (...xs: tf.Tensor[]) => tf.Tensor, ReturnType<typeof N>[]]
   ['cast', (x) => tf.cast(x, 'float32'), [N(3)]],
 ];
 
-for (const backend of ['cpu', 'wasm'] as const) {
+for (const backend of installedBackends()) {
   describe(`gradients on ${backend}`, () => {
     before(async () => {
       assert.equal(await initBackend(backend, () => undefined), backend);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../core/tensor/backend';
+import { initBackend, installedBackends } from '../core/tensor/backend';
 import { Checkpoint, fromFloat32, toFloat32, writeTensors } from '../core/safetensors';
 import { normalizeUri } from '../core/store';
 import {
@@ -61,7 +61,7 @@ async function variant(
 
 describe('CLIP ViT golden outputs', () => {
   assert.ok(CASES.length >= 5, `expected the golden fixtures under ${FIXTURES}`);
-  for (const backend of ['cpu', 'wasm'] as const) {
+  for (const backend of installedBackends()) {
     describe(`on ${backend}`, () => {
       before(async () => assert.equal(await initBackend(backend, quiet), backend));
       for (const name of CASES) {
@@ -304,7 +304,7 @@ describe('CLIP ViT gradients match finite differences', () => {
     'vision_model.post_layernorm.weight',
     'visual_projection.weight',
   ];
-  for (const backend of ['cpu', 'wasm'] as const) {
+  for (const backend of installedBackends()) {
     for (const act of ['quick_gelu', 'gelu', 'gelu_new'] as const) {
       it(`${act} on ${backend}: directional derivatives of 14 parameters`, async () => {
         assert.equal(await initBackend(backend, quiet), backend);

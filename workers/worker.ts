@@ -1,7 +1,8 @@
 /** A mergeflow worker: one Worker on the shared task queue, running every workflow and activity. */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { initBackend } from '../core/tensor/backend';
+import { backendDevice, initBackend } from '../core/tensor/backend';
+import { gpuFallbackNote } from '../core/tensor/native';
 import { installTemporalRuntimeLogger, logger } from './logger';
 import { temporalDownMessage, temporalTarget, TemporalTarget } from './temporal_config';
 
@@ -23,7 +24,11 @@ export async function createWorker(
     throw new Error(temporalDownMessage(target, e), { cause: e });
   }
   // Model math (evaluation, AdaMerging, Frank-Wolfe gradients) runs on the best TensorFlow.js backend here.
+  // The device is the one TensorFlow really uses (never a GPU it fell back from).
   const backend = await initBackend(undefined, (msg) => logger.warn(msg));
+  const device = backendDevice();
+  const fellBack = gpuFallbackNote();
+  if (fellBack) logger.warn(fellBack);
   const worker = await Worker.create({
     connection,
     namespace: target.namespace,
@@ -33,7 +38,7 @@ export async function createWorker(
     maxConcurrentActivityTaskExecutions: opts.maxActivities ?? Number(process.env.MERGEFLOW_WORKER_ACTIVITIES ?? 2),
   });
   logger.info(
-    { address: target.address, namespace: target.namespace, taskQueue: target.taskQueue, backend },
+    { address: target.address, namespace: target.namespace, taskQueue: target.taskQueue, backend, device },
     'worker ready',
   );
   return { worker, connection };

@@ -1,16 +1,18 @@
 /**
  * Pick the TensorFlow.js backend once, at process start.
  *
- * Order: MERGEFLOW_TF_BACKEND (or the `preferred` argument) first, then the native bindings
- * (@tensorflow/tfjs-node-gpu, @tensorflow/tfjs-node; optional, never required to be installed), then
- * the faster of wasm / cpu for the CLIP ViT forward+backward (wasm; see DEFAULT_FALLBACK), then the other.
- * A backend that is missing or fails to start is skipped with a one-line note; cpu always works.
+ * Order: MERGEFLOW_TF_BACKEND (or the `preferred` argument) first, then the native TensorFlow binding
+ * (core/tensor/native: what `npm run setup` installs; optional, never required), then the faster of
+ * wasm / cpu for the CLIP ViT forward+backward (wasm; see DEFAULT_FALLBACK), then the other.
+ * A backend that is missing is skipped silently; one that is broken or fails to start is skipped with a
+ * one-line note; cpu always works.
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's CommonJS build registers no gradients; this registers the ones tf.grads needs here.
 import './gradients';
+import { loadNative, nativeDevice, nativeInstalled } from './native';
 
 export type BackendChoice = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['tensorflow', 'wasm', 'cpu'];
@@ -29,36 +31,19 @@ export const DEFAULT_FALLBACK: readonly BackendChoice[] = ['wasm', 'cpu'];
 export type Note = (msg: string) => void;
 const stderrNote: Note = (msg) => process.stderr.write(`mergeflow: ${msg}\n`);
 
-/** require(name); false when that package itself is not installed (a broken install still throws). */
-function optionalRequire(name: string): boolean {
-  try {
-    require(name);
-    return true;
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'MODULE_NOT_FOUND' && err.message.includes(`'${name}'`)) return false;
-    throw e;
-  }
-}
-
 async function tryNative(note: Note): Promise<boolean> {
-  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
-    let loaded: boolean;
+  if (!tf.findBackendFactory('tensorflow')) {
+    let source: string | undefined;
     try {
-      loaded = optionalRequire(pkg);
+      source = loadNative();
     } catch (e) {
-      note(`${pkg} is installed but failed to load (${(e as Error).message.split('\n')[0]}); skipping it`);
-      continue;
+      note(`${(e as Error).message}; skipping it`);
+      return false;
     }
-    if (!loaded) continue;
-    if (!tf.findBackendFactory('tensorflow')) {
-      // The package registered its backend on another copy of @tensorflow/tfjs-core (version mismatch).
-      note(`${pkg} loaded but registered no 'tensorflow' backend with this @tensorflow/tfjs-core; skipping it`);
-      continue;
-    }
-    if (await setBackendQuietly('tensorflow')) return true;
-    note(`${pkg} loaded but the 'tensorflow' backend failed to start; skipping it`);
+    if (!source) return false; // not installed: nothing to say
   }
+  if (await setBackendQuietly('tensorflow')) return true;
+  note(`the native 'tensorflow' backend failed to start; skipping it`);
   return false;
 }
 
@@ -108,6 +93,16 @@ function tryOne(choice: BackendChoice, note: Note): Promise<boolean> {
     case 'cpu':
       return tryCpu();
   }
+}
+
+/** The backends the model tests cover here: cpu, wasm, and tensorflow where it is installed. */
+export function installedBackends(): BackendChoice[] {
+  return nativeInstalled() ? ['tensorflow', 'wasm', 'cpu'] : ['wasm', 'cpu'];
+}
+
+/** The active backend and the device it really runs on, e.g. 'tensorflow (gpu)', 'wasm (cpu)'. */
+export function backendDevice(): string {
+  return `${tf.getBackend()} (${nativeDevice() ?? 'cpu'})`;
 }
 
 export function parseBackendChoice(value: string, source: string): BackendChoice {

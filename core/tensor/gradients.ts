@@ -5,8 +5,8 @@
  * Why this exists: @tensorflow/tfjs-core's CommonJS build registers no gradients at all; only the union
  * package @tensorflow/tfjs (or tfjs-node, which pulls it in) does, and its register_all_gradients module
  * ships only as extensionless ESM that Node cannot load. Rather than depend on the whole union package
- * (webgl, layers, converter, data: ~250 MB), we register the gradients we need here. A kernel that already
- * has a gradient (e.g. the union package was loaded first) keeps it.
+ * (webgl, layers, converter, data: ~250 MB), we register the gradients we need here. When the native
+ * backend loads the union package anyway, core/tensor/native puts ours back over its gradients.
  *
  * Each gradient is checked against central finite differences in test/tensor-gradients.test.ts.
  * Importing this module registers them (idempotent).
@@ -260,10 +260,14 @@ function extremeGrad(axisAttr: 'reductionIndices' | 'axis') {
 /** Kernels this module knows how to differentiate. */
 export const GRADIENT_KERNELS: readonly string[] = Object.keys(GRADS);
 
-/** Register every gradient above for kernels that have none yet. Safe to call many times. */
-export function registerGradients(): void {
+/**
+ * Register every gradient above for kernels that have none yet; with `replace`, over any already there.
+ * Safe to call many times. The native backend needs `replace`: loading tfjs-node loads the union package
+ * @tensorflow/tfjs, whose gradients for SquaredDifference and broadcast BatchMatMul ignore broadcasting.
+ */
+export function registerGradients(replace = false): void {
   for (const [kernelName, cfg] of Object.entries(GRADS)) {
-    if (tf.getGradient(kernelName)) continue;
+    if (!replace && tf.getGradient(kernelName)) continue;
     tf.registerGradient({ kernelName, ...cfg } as unknown as tf.GradConfig);
   }
 }
