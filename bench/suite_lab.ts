@@ -106,6 +106,20 @@ async function main(): Promise<void> {
   try {
     await Promise.all(
       targets.map(async (name) => {
+        const reuse = opt('reuse');
+        if (reuse && fs.existsSync(path.join(reuse, 'models', name))) {
+          // the same recipe fine-tunes a task the same way: link the earlier run's model and head
+          const v = JSON.parse(fs.readFileSync(path.join(reuse, 'validity.json'), 'utf8')) as object;
+          void v;
+          fs.symlinkSync(path.resolve(reuse, 'models', name), path.join(outDir, 'models', name));
+          fs.mkdirSync(path.join(outDir, 'heads'), { recursive: true });
+          fs.symlinkSync(
+            path.resolve(reuse, 'heads', `${name}.safetensors`),
+            path.join(outDir, 'heads', `${name}.safetensors`),
+          );
+          results.set(name, { task: name, lossStart: 0, lossEnd: 0 } as TaskOutput);
+          return;
+        }
         const d = await buildTaskData(name, { seed: m.seed, size: m.size });
         const r = (await pool.run({
           kind: 'task',
@@ -116,6 +130,7 @@ async function main(): Promise<void> {
           train: { images: d.train.images, labels: d.train.labels, n: d.train.n },
           headSet: canonicalRows(d, recipe.headImagesPerTask, sources),
           headLogitScale: recipe.headLogitScale,
+          headCentre: recipe.headCentre,
           recipe: recipe.finetune,
           seed: m.seed,
         })) as TaskOutput;

@@ -71,7 +71,10 @@ test('the task table: 8 targets, 16 irrelevant, distinct names and consistent cl
   assert.equal(TARGET_TASKS.length, 8);
   assert.equal(IRRELEVANT_TASKS.length, 16);
   assert.equal(new Set(TASKS.map((t) => t.name)).size, 24);
-  assert.deepEqual(TASKS.slice(0, 8), TARGET_TASKS);
+  assert.deepEqual(
+    TARGET_TASKS.map((t) => t.name),
+    ['digits', 'fashion', 'digits-rot90', 'fashion-groups', 'digits-parity', 'digits-ge5', 'fashion-vflip', 'fashion-pixelate'],
+  );
   for (const t of TASKS) {
     assert.equal(t.classes, t.classNames.length, t.name);
     assert.ok(t.classes >= 2, t.name);

@@ -69,13 +69,18 @@ function spec(
   return { name, kind, source, transform, transformDoc, labelDoc, classes: classNames.length, classNames };
 }
 
-/** The suite, targets first. The order is part of the contract (task index = position). */
+/**
+ * The suite. The order is part of the contract (task index = position; it also fixes the pooled pretraining
+ * data), so suite v2 changed two tasks' kinds in place instead of moving them: the targets are the tasks whose
+ * kind is 'target', in this order.
+ */
 export const TASKS: readonly TaskSpec[] = [
   // --- 8 targets
   spec('digits', 'target', 'mnist', 'none', 'none', 'digit 0-9', DIGITS),
   spec('fashion', 'target', 'fashion', 'none', 'none', 'clothing class (10 Fashion-MNIST classes)', CLOTHES),
   spec('digits-rot90', 'target', 'mnist', 'rot90', 'rotated 90 degrees clockwise', 'digit 0-9', DIGITS),
-  spec('fashion-invert', 'target', 'fashion', 'invert', 'negative: 255 - x', 'clothing class', CLOTHES),
+  // suite v2: an irrelevant task (the pretrained model scores below chance on it; see core/suite/README.md)
+  spec('fashion-invert', 'irrelevant', 'fashion', 'invert', 'negative: 255 - x', 'clothing class', CLOTHES),
   spec(
     'fashion-groups',
     'target',
@@ -134,9 +139,10 @@ export const TASKS: readonly TaskSpec[] = [
     'digit 0-9',
     DIGITS,
   ),
+  // suite v2: a target in place of fashion-invert (a shifted domain on which the pretrained model is unsure)
   spec(
     'fashion-pixelate',
-    'irrelevant',
+    'target',
     'fashion',
     'pixelate',
     '4x4 block averages (7x7 blocks)',

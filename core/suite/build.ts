@@ -159,6 +159,7 @@ export async function buildSuite(out: string, opts: SuiteBuildOptions = {}): Pro
             train: { images: d.train.images, labels: d.train.labels, n: d.train.n },
             headSet: canonicalRows(d, recipe.headImagesPerTask, sources),
             headLogitScale: recipe.headLogitScale,
+            headCentre: recipe.headCentre,
             recipe: recipe.finetune,
             seed,
           },

@@ -49,6 +49,8 @@ export interface TaskJob {
    */
   headSet: TrainSet;
   headLogitScale: number;
+  /** Centre the class prototypes (subtract their mean) before normalising them. */
+  headCentre?: boolean;
   recipe: TrainRecipe;
   seed: number;
 }
@@ -104,7 +106,7 @@ export function runTask(job: TaskJob, onStep?: StepReport): TaskOutput {
       job.headSet.images,
       Int32Array.from({ length: m }, (_, i) => i),
     );
-    head = prototypeHead(emb, job.headSet.labels, job.classes, c.projectionDim, job.headLogitScale);
+    head = prototypeHead(emb, job.headSet.labels, job.classes, c.projectionDim, job.headLogitScale, job.headCentre);
   } finally {
     disposeParams(p);
   }

@@ -30,6 +30,8 @@ export interface SuiteRecipe {
   headImagesPerTask: number;
   /** log of the heads' logit scale (CLIP convention: scale = exp(logitScale)). */
   headLogitScale: number;
+  /** Centre the class prototypes (subtract their mean) before normalising them. */
+  headCentre?: boolean;
   /** log of the scale of the pretext head used while pretraining. */
   pretextLogitScale: number;
   /** Train rows per task fed to the pooled pretraining data. */
@@ -65,7 +67,7 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
     // each task: 150 steps of 32 images; earlier layers learn slower (layer-wise decay 0.15)
     finetune: { steps: 150, batchSize: 32, lr: 2e-3, warmup: 10, layerDecay: 0.15 },
     headImagesPerTask: 1000,
-    headLogitScale: Math.log(100),
+    headLogitScale: Math.log(10),
     pretextLogitScale: Math.log(10),
     pretrainRowsPerTask: 4000,
     pretrainShards: 2,
@@ -79,7 +81,7 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
     pretrain: { steps: 12, batchSize: 32, lr: 2e-3, warmup: 2 },
     finetune: { steps: 4, batchSize: 32, lr: 2e-3, warmup: 1, layerDecay: 0.15 },
     headImagesPerTask: 128,
-    headLogitScale: Math.log(100),
+    headLogitScale: Math.log(10),
     pretextLogitScale: Math.log(10),
     pretrainRowsPerTask: 256,
     pretrainShards: 2,

@@ -10,7 +10,8 @@ import type { MergeConfig } from '../config/schema';
 import { evaluateModel, SuiteAccuracy, ensureBackend, TaskEvalSpec } from '../eval/evaluate';
 import { runLocalMerge } from '../pipeline/local';
 import { joinUri, normalizeUri, putObject } from '../store';
-import { chartPng, chartSvg, ChartInput } from './chart';
+import { chartPng, chartSvg, ChartInput, svgToPng } from './chart';
+import { validitySvg } from './validity_chart';
 import { suiteMergeConfig } from './config';
 import { openSuite, Suite } from './manifest';
 import { suiteValidity, validityMarkdown, ValidityReport } from './validity';
@@ -224,5 +225,11 @@ export async function writeReport(r: SuiteReport, outDir: string): Promise<Recor
   const chart = reportChart(r);
   await putObject(files.svg, Buffer.from(chartSvg(chart), 'utf8'));
   await putObject(files.png, await chartPng(chart));
+  if (r.validity) {
+    const png = joinUri(dir, 'validity.png');
+    const svg = validitySvg(r.validity, `${r.name} (seed ${r.seed}, ${r.size}): does entropy track error?`);
+    await putObject(png, await svgToPng(svg));
+    return { ...files, validityPng: png };
+  }
   return files;
 }

@@ -363,6 +363,7 @@ export function prototypeHead(
   classes: number,
   dim: number,
   logitScale: number,
+  centre = false,
 ): HeadValues {
   const sums = new Float64Array(classes * dim);
   for (let i = 0; i < labels.length; i++) {
@@ -373,6 +374,22 @@ export function prototypeHead(
     for (let k = 0; k < dim; k++) sums[y * dim + k] += emb[i * dim + k] / norm;
   }
   const weight = new Float32Array(classes * dim);
+  const means = new Float64Array(classes * dim);
+  for (let y = 0; y < classes; y++) {
+    let norm = 0;
+    for (let k = 0; k < dim; k++) norm += sums[y * dim + k] ** 2;
+    norm = Math.sqrt(norm);
+    if (norm > 0) for (let k = 0; k < dim; k++) means[y * dim + k] = sums[y * dim + k] / norm;
+  }
+  if (centre) {
+    // subtract the mean prototype: what all classes share says nothing about which class an image is
+    for (let k = 0; k < dim; k++) {
+      let m = 0;
+      for (let y = 0; y < classes; y++) m += means[y * dim + k];
+      m /= classes;
+      for (let y = 0; y < classes; y++) sums[y * dim + k] = means[y * dim + k] - m;
+    }
+  }
   for (let y = 0; y < classes; y++) {
     let norm = 0;
     for (let k = 0; k < dim; k++) norm += sums[y * dim + k] ** 2;

@@ -1,0 +1,128 @@
+/**
+ * AdaMerging on a mini-8 suite in this process (no Temporal): learn λ with Adam on the targets' unlabeled
+ * test inputs, write the merged model, evaluate it with labels, and print the accuracy next to the suite's
+ * pretrained / Task Arithmetic / individual figures, with the time per step.
+ *
+ *   node dist/bench/adamerging_suite.js SUITE [--granularity layer|task] [--steps 500] [--ties 0.2]
+ *        [--batch 16] [--lr 1e-3] [--limit 1000] [--every 100] [--out DIR]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureBackend, evaluateModel } from '../core/eval/evaluate';
+import { Granularity, lambdaIndex, LambdaLayout } from '../core/merge/adamerging/coefficients';
+import { runAdaMergingLocal } from '../core/merge/adamerging/local_run';
+import { clipVisionParamShapes } from '../core/models/clip_vit';
+import { readClipVisionConfig } from '../core/models/clip_vit_load';
+import { adamInit, adamStep, ADAM_DEFAULTS, AdamState } from '../core/optim/adam';
+import { Checkpoint } from '../core/safetensors';
+import { writeModel } from '../core/suite/io';
+import { openSuite, Suite } from '../core/suite/manifest';
+import { joinUri } from '../core/store';
+
+function opt(name: string, dflt?: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}
+
+/** θ0 + Σk clamp(λk^l) τk^l written as a model folder, then evaluated on the targets. */
+async function evaluateLambda(
+  suite: Suite,
+  layout: LambdaLayout,
+  lambda: Float32Array,
+  dir: string,
+  limit: number,
+): Promise<{ average: number; tasks: Record<string, number> }> {
+  const c = await readClipVisionConfig(suite.pretrained);
+  const base = await Checkpoint.open(joinUri(suite.pretrained, 'model.safetensors'));
+  const models = await Promise.all(
+    suite.targets.map((n) => Checkpoint.open(joinUri(suite.task(n).model, 'model.safetensors'))),
+  );
+  const params: Record<string, Float32Array> = {};
+  for (const [l, name] of layout.tensors.entries()) {
+    const b = await base.readFloat32(name);
+    const out = Float32Array.from(b);
+    for (let k = 0; k < models.length; k++) {
+      const coef = Math.min(1, Math.max(0, lambda[lambdaIndex(layout, k, l)]));
+      const m = await models[k].readFloat32(name);
+      for (let i = 0; i < out.length; i++) out[i] += coef * (m[i] - b[i]);
+    }
+    params[name] = out;
+  }
+  for (const { name } of clipVisionParamShapes(c)) params[name] ??= await base.readFloat32(name);
+  await writeModel(dir, c, params);
+  const r = await evaluateModel(
+    dir,
+    suite.targets.map((n) => ({ name: n, test: suite.task(n).test, head: suite.task(n).head })),
+    { limit },
+  );
+  return { average: r.average, tasks: r.tasks };
+}
+
+async function main(): Promise<void> {
+  const suiteUri = process.argv[2];
+  if (!suiteUri || suiteUri.startsWith('--')) throw new Error('usage: adamerging_suite SUITE [options]');
+  const suite = await openSuite(suiteUri);
+  process.stderr.write(`backend: ${await ensureBackend('tensorflow')}\n`);
+  const granularity = (opt('granularity', 'layer') as Granularity) ?? 'layer';
+  const steps = Number(opt('steps', '500'));
+  const every = Number(opt('every', '100'));
+  const limit = Number(opt('limit', '1000'));
+  const ties = opt('ties');
+  const lr = Number(opt('lr', String(ADAM_DEFAULTS.lr)));
+  const out = opt('out') ?? fs.mkdtempSync(path.join(os.tmpdir(), 'adamerging-'));
+  let adam: AdamState | undefined;
+  const checkpoints: { step: number; lambda: Float32Array }[] = [];
+  const r = await runAdaMergingLocal({
+    pretrained: suite.pretrained,
+    tasks: suite.targets.map((n) => ({
+      name: n,
+      model: suite.task(n).model,
+      head: suite.task(n).head,
+      data: suite.task(n).test,
+    })),
+    granularity,
+    steps,
+    seed: Number(opt('seed', '0')),
+    batchSize: Number(opt('batch', '16')),
+    tiesKeep: ties === undefined ? undefined : Number(ties),
+    optimizer: (lambda, grad) => {
+      adam ??= adamInit(Float64Array.from(lambda));
+      adam = adamStep(adam, grad, { ...ADAM_DEFAULTS, lr });
+      return Float32Array.from(adam.params);
+    },
+    onStep: ({ step, lossPerTask, lambda, seconds }) => {
+      const s = step + 1;
+      if (s % 10 === 0 || s === 1)
+        process.stderr.write(
+          `step ${s}/${steps} loss ${lossPerTask.reduce((a, b) => a + b, 0).toFixed(4)} (${seconds.toFixed(2)} s)\n`,
+        );
+      if (s % every === 0 && s !== steps) checkpoints.push({ step: s, lambda });
+    },
+  });
+  const pct = (v: number) => (v * 100).toFixed(1);
+  for (const cp of checkpoints) {
+    const e = await evaluateLambda(suite, r.layout, cp.lambda, path.join(out, `step${cp.step}`), limit);
+    process.stdout.write(`step ${cp.step}: avg ${pct(e.average)}\n`);
+  }
+  const e = await evaluateLambda(suite, r.layout, r.lambda, path.join(out, 'final'), limit);
+  const sec = r.secondsPerStep.slice(1);
+  const mean = sec.reduce((a, b) => a + b, 0) / Math.max(1, sec.length);
+  process.stdout.write(
+    `AdaMerging ${granularity}${ties ? `++ (keep ${ties})` : ''}, ${steps} steps, lr ${lr}: avg ${pct(e.average)} | ` +
+      Object.entries(e.tasks)
+        .map(([k, v]) => `${k} ${pct(v)}`)
+        .join(', ') +
+      `\nλ per task (mean): ${r.summary.map((s) => `${s.task} ${s.mean.toFixed(3)}`).join(', ')}\n` +
+      `time per step: ${mean.toFixed(3)} s (mean of steps 2..${steps})\n`,
+  );
+  fs.writeFileSync(
+    path.join(out, 'adamerging.json'),
+    JSON.stringify({ granularity, steps, lr, ties, result: e, summary: r.summary, losses: r.losses }, null, 1),
+  );
+}
+
+main().catch((e) => {
+  process.stderr.write(`adamerging_suite: ${(e as Error).stack}\n`);
+  process.exit(1);
+});
