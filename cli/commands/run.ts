@@ -1,7 +1,8 @@
 /** `mergeflow run CONFIG`: validate the config here, start the merge workflow, optionally wait for it. */
 import { Command } from 'commander';
 import { loadConfig } from '../../core/config/load';
-import { runnableConfig } from '../../core/config/schema';
+import { isDataFree } from '../../core/config/schema';
+import type { AdaRunInput } from '../../core/merge/adamerging/run_types';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow } from '../follow';
@@ -29,16 +30,24 @@ export function runCommand(): Command {
         file: string,
         opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number },
       ) => {
-        const config = runnableConfig(loadConfig(file, opts.set));
+        const config = loadConfig(file, opts.set);
         const { client, target } = await connectClient();
         const runId = opts.id ?? newRunId(config.name ?? config.method);
-        const input: MergeRunInput = { config, heartbeatTimeoutSeconds: opts.heartbeatTimeout };
-        const handle = await client.workflow.start('dataFreeMerge', {
+        const heartbeatTimeoutSeconds = opts.heartbeatTimeout;
+        const start = {
           taskQueue: target.taskQueue,
           workflowId: runId,
-          args: [input],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-        });
+          workflowIdConflictPolicy: 'USE_EXISTING' as const,
+        };
+        const handle = isDataFree(config)
+          ? await client.workflow.start('dataFreeMerge', {
+              ...start,
+              args: [{ config, heartbeatTimeoutSeconds } satisfies MergeRunInput],
+            })
+          : await client.workflow.start('adaMergingRun', {
+              ...start,
+              args: [{ config, heartbeatTimeoutSeconds } satisfies AdaRunInput],
+            });
         if (!opts.wait) {
           if (opts.json) printJson({ runId, status: 'running', output: config.output });
           else

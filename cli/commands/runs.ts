@@ -93,7 +93,7 @@ export function listCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { status?: string; limit: number; json?: boolean }) => {
       const { client } = await connectClient();
-      let query = 'WorkflowType = "dataFreeMerge"';
+      let query = '(WorkflowType = "dataFreeMerge" OR WorkflowType = "adaMergingRun")';
       if (opts.status) query += ` AND MergeStatus = "${opts.status.replace(/"/g, '')}"`;
       const rows: {
         runId: string;
