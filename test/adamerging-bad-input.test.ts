@@ -10,7 +10,7 @@ import { writeDataset } from '../core/data/dataset';
 import { Checkpoint, writeTensors } from '../core/safetensors';
 import { joinUri, putObject, storeFor } from '../core/store';
 import { writeHead } from '../core/suite/io';
-import { AdaFixture, CLASSES, writeAdaFixture } from './helpers/ada_fixture';
+import { AdaFixture, CLASSES, writeAdaFixture } from '../core/synthetic_adamerging';
 import { runCli, s3Prefix, startWorker, stopWorker, tmpDir, uniq, writeYaml } from './helpers/env';
 
 const queue = uniq('ada-bad');

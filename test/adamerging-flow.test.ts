@@ -17,7 +17,7 @@ import { fromFloat64, SafetensorsFile } from '../core/safetensors';
 import { readJson, storeFor } from '../core/store';
 import { initBackend } from '../core/tensor/backend';
 import { temporalTarget } from '../workers/temporal_config';
-import { AdaFixture, writeAdaFixture } from './helpers/ada_fixture';
+import { AdaFixture, writeAdaFixture } from '../core/synthetic_adamerging';
 import { s3Prefix, startWorker, stopWorker, uniq, waitFor } from './helpers/env';
 
 const STEPS = 16;

@@ -3,12 +3,12 @@
  * variants (θ0 + an O(1) task vector, so λ matters), a head per task and a small dataset per task (unlabeled
  * unless asked), all reproducible from a seed.
  */
-import { ClipVisionConfig, clipVisionParamShapes, parseClipVisionConfig } from '../../core/models/clip_vit';
-import { normalish, rngFor } from '../../core/data/rng';
-import { writeDataset } from '../../core/data/dataset';
-import { initParams, ParamValues } from '../../core/suite/train';
-import { writeHead, writeModel } from '../../core/suite/io';
-import { joinUri } from '../../core/store';
+import { ClipVisionConfig, clipVisionParamShapes, parseClipVisionConfig } from './models/clip_vit';
+import { normalish, rngFor } from './data/rng';
+import { writeDataset } from './data/dataset';
+import { initParams, ParamValues } from './suite/train';
+import { writeHead, writeModel } from './suite/io';
+import { joinUri } from './store';
 
 export const TINY: ClipVisionConfig = parseClipVisionConfig(
   {
