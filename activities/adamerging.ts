@@ -74,7 +74,9 @@ export function createAdaMergingActivities(opts: { workerQueue?: string } = {}) 
       if (hb?.stateUri && hb.step > fromStep && hb.step <= end && (!resume || hb.step > resume.step))
         resume = { step: hb.step, stateUri: hb.stateUri };
       await ensureBackend();
+      const tLoad = performance.now();
       const { s, hit } = await session(plan);
+      const loadSeconds = (performance.now() - tLoad) / 1000;
       let last: EpochHeartbeat = resume ?? { step: fromStep, stateUri: input.stateUri };
       ctx.heartbeat(last);
       try {
@@ -87,7 +89,7 @@ export function createAdaMergingActivities(opts: { workerQueue?: string } = {}) 
         });
         const seconds = (performance.now() - t0) / 1000;
         log.info('AdaMerging epoch', { fromStep, step: r.step, resumedFrom: r.resumedFrom, cacheHit: hit, seconds });
-        return { ...r, queue: opts.workerQueue ?? ctx.info.taskQueue, seconds, cacheHit: hit };
+        return { ...r, queue: opts.workerQueue ?? ctx.info.taskQueue, seconds, cacheHit: hit, loadSeconds };
       } catch (e) {
         if (e instanceof EpochStoppedError) {
           ctx.heartbeat({ step: e.step, stateUri: e.stateUri });

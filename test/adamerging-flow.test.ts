@@ -6,19 +6,20 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
-import { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure, Client, Connection, WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { validateConfig } from '../core/config/load';
 import type { AdamergingConfig } from '../core/config/schema';
 import { OptimizerStep, runAdaMergingLocal, LocalRunResult } from '../core/merge/adamerging/local_run';
 import type { AdaProgress, AdaResult, AdaRunInput, EpochResult } from '../core/merge/adamerging/run_types';
 import { ADAM_DEFAULTS, adamInit, AdamState, adamStep } from '../core/optim/adam';
+import { loadAdamState } from '../core/optim/state';
 import { fromFloat64, SafetensorsFile } from '../core/safetensors';
 import { readJson, storeFor } from '../core/store';
 import { initBackend } from '../core/tensor/backend';
 import { temporalTarget } from '../workers/temporal_config';
 import { AdaFixture, writeAdaFixture } from '../core/synthetic_adamerging';
-import { s3Prefix, startWorker, stopWorker, uniq, waitFor } from './helpers/env';
+import { runCli, s3Prefix, startWorker, stopWorker, uniq, waitFor } from './helpers/env';
 
 const STEPS = 16;
 const SEED = 7;
@@ -205,3 +206,26 @@ test(
     assert.equal(first.length, 1);
   },
 );
+
+test('cancel stops the running epoch cleanly and leaves the last state usable', { timeout: 300_000 }, async () => {
+  const h = await start('cancel', {}, { steps: 5000, steps_per_epoch: 2500, checkpoint_every: 5 });
+  const work = `${prefix}/out/cancel/.mergeflow-work/${h.workflowId}/state/`;
+  const ck = `${work}step-00000010.safetensors`;
+  await waitFor(async () => (await storeFor(ck).stat(ck)) !== null, 120_000, 'the step-10 checkpoint');
+  const c = await runCli(['cancel', h.workflowId]);
+  assert.equal(c.code, 0, c.stderr);
+  await assert.rejects(h.result(), (e) => e instanceof WorkflowFailedError && e.cause instanceof CancelledFailure);
+  const st = await runCli(['status', h.workflowId, '--json']);
+  const status = JSON.parse(st.stdout) as { status: string; progress: AdaProgress };
+  assert.equal(status.status, 'CANCELLED');
+  assert.equal(status.progress.phase, 'cancelled');
+  // the state the epoch wrote when it stopped is the last one, and it loads
+  const written = await storeFor(work).list(work);
+  assert.equal(status.progress.stateUri, written[written.length - 1]);
+  const { state } = await loadAdamState(status.progress.stateUri!);
+  assert.equal(state.step, status.progress.done);
+  assert.ok(state.step >= 10 && state.step < 2500, `stopped mid-epoch at step ${state.step}`);
+  assert.ok(state.params.every(Number.isFinite) && state.params.length === ref.lambda.length);
+  const desc = await h.describe();
+  assert.equal((desc.searchAttributes as Record<string, unknown[]>).MergeStatus?.[0], 'cancelled');
+});

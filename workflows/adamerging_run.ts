@@ -149,6 +149,8 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
         summary: r.summary,
         epochWall: c.epochWall + (Date.now() - t0) / 1000,
         stepSeconds: c.stepSeconds + r.stepSeconds,
+        checkpointSeconds: (c.checkpointSeconds ?? 0) + (r.checkpointSeconds ?? 0),
+        loadSeconds: (c.loadSeconds ?? 0) + (r.loadSeconds ?? 0),
         lossUris: [...c.lossUris, r.lossesUri],
       };
       epochsHere++;
@@ -217,6 +219,9 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
       orchestration: {
         epochWallSeconds: c.epochWall,
         stepSeconds: c.stepSeconds,
+        checkpointSeconds: c.checkpointSeconds ?? 0,
+        loadSeconds: c.loadSeconds ?? 0,
+        schedulingSeconds: c.epochWall - c.stepSeconds - (c.checkpointSeconds ?? 0) - (c.loadSeconds ?? 0),
         overheadFraction: c.epochWall > 0 ? 1 - c.stepSeconds / c.epochWall : 0,
       },
     };

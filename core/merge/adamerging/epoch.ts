@@ -34,6 +34,8 @@ export interface EpochOutcome {
   summary: LambdaSummary[];
   resumedFrom: number;
   stepSeconds: number;
+  /** Seconds spent writing checkpoints (inside the epoch, outside the steps). */
+  checkpointSeconds: number;
 }
 
 export class EpochStoppedError extends Error {
@@ -110,9 +112,12 @@ export async function runEpoch(
   let state = start.state;
   const resumedFrom = state.step;
   let stateUri = resume?.stateUri ?? spec.stateUri ?? '';
+  let checkpointSeconds = 0;
   const save = async (): Promise<string> => {
+    const t0 = performance.now();
     const uri = stateKey(plan, state.step);
     await saveAdamState(uri, state, { from_step: String(spec.fromStep), losses: JSON.stringify(records) });
+    checkpointSeconds += (performance.now() - t0) / 1000;
     return uri;
   };
   let stepSeconds = 0;
@@ -155,5 +160,6 @@ export async function runEpoch(
     summary: summarizeLambda(session.layout, Float32Array.from(state.params), { clamp: plan.params.clamp }),
     resumedFrom,
     stepSeconds,
+    checkpointSeconds,
   };
 }

@@ -64,6 +64,9 @@ export interface EpochResult {
   resumedFrom: number;
   seconds: number;
   stepSeconds: number;
+  /** Seconds writing checkpoints, and loading θ0 and the task vectors (0 on a cache hit). */
+  checkpointSeconds: number;
+  loadSeconds: number;
   /** Whether θ0 and the task vectors were already in this worker's cache. */
   cacheHit: boolean;
 }
@@ -109,6 +112,8 @@ export interface AdaCarried {
   /** Orchestration accounting: wall seconds of the epochs as the workflow saw them, and inside the steps. */
   epochWall: number;
   stepSeconds: number;
+  checkpointSeconds?: number;
+  loadSeconds?: number;
   startedAt: number;
   /** Loss files written so far, in step order. */
   lossUris: string[];
@@ -146,7 +151,16 @@ export interface AdaResult {
   lambda: LambdaSummary[];
   accuracy?: { average: number; tasks: Record<string, number> };
   /** Share of wall time not spent in optimiser steps, over the epochs (scheduling, loading, checkpoints). */
-  orchestration: { epochWallSeconds: number; stepSeconds: number; overheadFraction: number };
+  orchestration: {
+    epochWallSeconds: number;
+    stepSeconds: number;
+    /** Inside the epochs but outside the steps: writing checkpoints, loading the session. */
+    checkpointSeconds: number;
+    loadSeconds: number;
+    /** The rest: scheduling the activity, workflow tasks, payloads, reading the starting state. */
+    schedulingSeconds: number;
+    overheadFraction: number;
+  };
 }
 
 const pad = (n: number) => String(n).padStart(8, '0');
