@@ -19,7 +19,8 @@ import { readJson, storeFor } from '../core/store';
 import { initBackend } from '../core/tensor/backend';
 import { temporalTarget } from '../workers/temporal_config';
 import { AdaFixture, writeAdaFixture } from '../core/synthetic_adamerging';
-import { runCli, s3Prefix, startWorker, stopWorker, uniq, waitFor } from './helpers/env';
+import * as path from 'node:path';
+import { runCli, s3Prefix, startWorker, stopWorker, tmpDir, uniq, waitFor, writeYaml } from './helpers/env';
 
 const STEPS = 16;
 const SEED = 7;
@@ -229,3 +230,55 @@ test('cancel stops the running epoch cleanly and leaves the last state usable', 
   const desc = await h.describe();
   assert.equal((desc.searchAttributes as Record<string, unknown[]>).MergeStatus?.[0], 'cancelled');
 });
+
+test(
+  'AdaMerging++ task-wise from the CLI on labeled data: accuracy, λ per task, chart; results shows them',
+  { timeout: 300_000 },
+  async () => {
+    const lab = await writeAdaFixture(`${prefix}/labeled`, { labeled: true, tasks: 3, seed: 4 });
+    const dir = tmpDir('ada-cli');
+    const output = `${prefix}/out/cli`;
+    const cfg = writeYaml(path.join(dir, 'ada.yaml'), {
+      method: 'adamerging',
+      base: lab.pretrained,
+      tasks: lab.tasks,
+      output,
+      parameters: { steps: 6, batch_size: 4, steps_per_epoch: 3 },
+    });
+    const env = { MERGEFLOW_TASK_QUEUE: queue };
+    const r = await runCli(
+      ['run', cfg, '--wait', '--json', '--set', 'parameters.granularity=task', '--set', 'parameters.variant=ties'],
+      env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const run = JSON.parse(r.stdout) as { runId: string; status: string };
+    assert.equal(run.status, 'completed');
+    const res = await runCli(['results', run.runId], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^steps +6 in 2 epochs; loss per task at the last step [0-9.]+, [0-9.]+, [0-9.]+$/m);
+    assert.match(res.stdout, /^λ +task2: mean [0-9.]+ /m);
+    assert.match(res.stdout, /^accuracy +average [0-9.]+ %; task0 [0-9.]+, task1 [0-9.]+, task2 [0-9.]+$/m);
+    assert.match(res.stdout, /^report +s3:\/\/.*\/out\/cli\/report\.png$/m);
+    const json = JSON.parse((await runCli(['results', run.runId, '--json'], env)).stdout) as AdaResult;
+    const lambda = (await readJson(json.lambdaJson, (w) => new Error(w))) as {
+      lambda: number[];
+      used: number[];
+      variant: string;
+    };
+    assert.equal(lambda.variant, 'ties');
+    assert.equal(lambda.lambda.length, 3, 'task-wise: one λ per task');
+    const accuracy = (await readJson(`${output}/accuracy.json`, (w) => new Error(w))) as {
+      tasks: Record<string, number>;
+    };
+    assert.deepEqual(Object.keys(accuracy.tasks), ['task0', 'task1', 'task2']);
+    const losses = (await readJson(json.losses, (w) => new Error(w))) as { steps: { lambda: number[] }[] };
+    assert.equal(losses.steps.length, 6);
+    assert.ok(
+      losses.steps.every((s) => s.lambda.length === 3),
+      'task-wise runs record λ per step',
+    );
+    // the model loads and differs from θ0 by the learned combination: its bytes are the published ones
+    const st = await storeFor(json.output.uri).stat(json.output.uri);
+    assert.equal(st?.size, json.output.bytes);
+  },
+);
