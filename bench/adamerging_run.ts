@@ -6,6 +6,7 @@
  *
  *   node dist/bench/adamerging_run.js [--steps 200] [--steps-per-epoch 50] [--checkpoint-every 10]
  *        [--granularity layer|task] [--variant plain|ties] [--labeled] [--epochs-per-run N] [--record DIR]
+ *        [--width 8] [--layers 1] [--image 8] [--patch 4] [--batch 4] [--rows 12]   (model and data size)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,6 +17,7 @@ import { applyStackEnv } from '../infra/stack';
 import { validateConfig } from '../core/config/load';
 import type { AdaResult, AdaRunInput } from '../core/merge/adamerging/run_types';
 import { writeAdaFixture } from '../core/synthetic_adamerging';
+import { parseClipVisionConfig } from '../core/models/clip_vit';
 import { temporalTarget } from '../workers/temporal_config';
 
 const arg = (name: string, dflt: string): string => {
@@ -30,7 +32,25 @@ async function main(): Promise<void> {
   const tag = `${Date.now().toString(36)}-${process.pid}`;
   const prefix = `s3://${process.env.MERGEFLOW_BUCKET ?? 'mergeflow'}/bench/adamerging-${tag}`;
   const queue = `bench-ada-${tag}`;
-  const fx = await writeAdaFixture(`${prefix}/in`, { labeled: flag('labeled') });
+  const width = Number(arg('width', '8'));
+  const model = parseClipVisionConfig(
+    {
+      hidden_size: width,
+      intermediate_size: Math.round(width * 1.5),
+      num_hidden_layers: Number(arg('layers', '1')),
+      num_attention_heads: 2,
+      image_size: Number(arg('image', '8')),
+      patch_size: Number(arg('patch', '4')),
+      num_channels: 1,
+      projection_dim: 4,
+    },
+    'bench',
+  );
+  const fx = await writeAdaFixture(`${prefix}/in`, {
+    labeled: flag('labeled'),
+    config: model,
+    rows: Number(arg('rows', '12')),
+  });
   const config = validateConfig(
     {
       method: 'adamerging',
@@ -43,7 +63,7 @@ async function main(): Promise<void> {
         steps: Number(arg('steps', '200')),
         steps_per_epoch: Number(arg('steps-per-epoch', '50')),
         checkpoint_every: Number(arg('checkpoint-every', '10')),
-        batch_size: 4,
+        batch_size: Number(arg('batch', '4')),
         lr: 0.02,
       },
     },
