@@ -14,7 +14,8 @@ import { OptimizerStep, runAdaMergingLocal, LocalRunResult } from '../core/merge
 import type { AdaProgress, AdaResult, AdaRunInput, EpochResult } from '../core/merge/adamerging/run_types';
 import { ADAM_DEFAULTS, adamInit, AdamState, adamStep } from '../core/optim/adam';
 import { loadAdamState } from '../core/optim/state';
-import { fromFloat64, SafetensorsFile } from '../core/safetensors';
+import { Checkpoint, fromFloat64, SafetensorsFile } from '../core/safetensors';
+import { clampLambda } from '../core/merge/adamerging/coefficients';
 import { readJson, storeFor } from '../core/store';
 import { initBackend } from '../core/tensor/backend';
 import { temporalTarget } from '../workers/temporal_config';
