@@ -252,8 +252,10 @@ test(
       env,
     );
     assert.equal(r.code, 0, r.stderr);
-    const run = JSON.parse(r.stdout) as { runId: string; status: string };
+    const run = JSON.parse(r.stdout) as { runId: string; status: string; report: string; steps: number };
     assert.equal(run.status, 'completed');
+    assert.equal(run.steps, 6);
+    assert.equal(run.report, `${output}/report.png`);
     const res = await runCli(['results', run.runId], env);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /^steps +6 in 2 epochs; loss per task at the last step [0-9.]+, [0-9.]+, [0-9.]+$/m);

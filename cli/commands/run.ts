@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../../core/config/load';
 import { isDataFree } from '../../core/config/schema';
-import type { AdaRunInput } from '../../core/merge/adamerging/run_types';
+import type { AdaResult, AdaRunInput } from '../../core/merge/adamerging/run_types';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow } from '../follow';
@@ -10,6 +10,22 @@ import { printJson, resultLines } from '../format';
 import { newRunId } from '../run_id';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** AdaMerging's extra outputs for --json (absent for data-free runs). */
+function adaFields(r: MergeResult): Record<string, unknown> {
+  const a = r as Partial<AdaResult>;
+  if (!a.lambdaJson) return {};
+  return {
+    steps: a.steps,
+    lambda: a.lambdaJson,
+    lambdaSafetensors: a.lambdaSafetensors,
+    losses: a.losses,
+    report: a.report,
+    state: a.stateUri,
+    accuracy: a.accuracy,
+    orchestration: a.orchestration,
+  };
+}
 
 export function runCommand(): Command {
   return new Command('run')
@@ -70,6 +86,7 @@ export function runCommand(): Command {
               manifest: result.manifestUri,
               timings: result.timings,
               wallSeconds: (Date.now() - started) / 1000,
+              ...adaFields(result),
             });
           else console.log(resultLines(result).join('\n'));
         } catch (e) {
