@@ -1,8 +1,14 @@
+import { createAdaMergingActivities } from './adamerging';
 import { createEvalActivities } from './eval';
 import { createMergeActivities } from './merge';
 
-export function createActivities() {
-  return { ...createMergeActivities(), ...createEvalActivities() };
+export interface ActivityOptions {
+  /** This worker process's own task queue (AdaMerging epochs report it, so the next one comes back here). */
+  workerQueue?: string;
+}
+
+export function createActivities(opts: ActivityOptions = {}) {
+  return { ...createMergeActivities(), ...createEvalActivities(), ...createAdaMergingActivities(opts) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

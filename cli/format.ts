@@ -1,5 +1,6 @@
 /** Human-readable summaries of runs and results. */
 import type { MergeResult } from '../core/pipeline/run_types';
+import type { AdaResult } from '../core/merge/adamerging/run_types';
 
 export function humanBytes(n: number): string {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -23,6 +24,29 @@ export function resultLines(r: MergeResult): string[] {
       .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
       .join(', ')}`,
   ];
+  const ada = r as Partial<AdaResult>;
+  if (ada.lambdaJson) {
+    const fmt = (v: number) => v.toFixed(4);
+    lines.push(
+      `steps     ${ada.steps} in ${ada.epochs} epochs; loss per task at the last step ${(ada.lossPerTask ?? []).map(fmt).join(', ')}`,
+    );
+    for (const l of ada.lambda ?? [])
+      lines.push(`λ         ${l.task}: mean ${fmt(l.mean)} (min ${fmt(l.min)}, max ${fmt(l.max)})`);
+    if (ada.accuracy)
+      lines.push(
+        `accuracy  average ${(ada.accuracy.average * 100).toFixed(1)} %; ${Object.entries(ada.accuracy.tasks)
+          .map(([t, a]) => `${t} ${(a * 100).toFixed(1)}`)
+          .join(', ')}`,
+      );
+    lines.push(`lambda    ${ada.lambdaJson}, ${ada.lambdaSafetensors}`);
+    lines.push(`losses    ${ada.losses}`);
+    lines.push(`report    ${ada.report}`);
+    lines.push(`state     ${ada.stateUri}`);
+    if (ada.orchestration)
+      lines.push(
+        `overhead  ${(ada.orchestration.overheadFraction * 100).toFixed(1)} % of the epochs' wall time outside optimiser steps`,
+      );
+  }
   for (const w of r.warnings) lines.push(`warning   ${w}`);
   return lines;
 }

@@ -1,1 +1,2 @@
 export { dataFreeMerge, progressQuery } from './data_free_merge';
+export { adaMergingRun, adaProgressQuery } from './adamerging_run';

@@ -108,7 +108,7 @@ export function demoCommand(): Command {
         log('note: the small suite exercises the machinery; `mergeflow demo --size full` gives the real table');
       await ensureBackend();
 
-      const { worker, connection } = await createWorker();
+      const { worker, affinityWorker, connection } = await createWorker();
       const merge: MergeRunner = async (config, method) => {
         const runId = newRunId(`demo-${method}`);
         log(`${method}: workflow ${runId} -> ${config.output}`);
@@ -125,8 +125,8 @@ export function demoCommand(): Command {
       };
       let report;
       try {
-        report = await worker.runUntil(
-          suiteReport(suite.uri, { merge, onEvent: opts.json ? undefined : reportProgress() }),
+        report = await affinityWorker.runUntil(
+          worker.runUntil(suiteReport(suite.uri, { merge, onEvent: opts.json ? undefined : reportProgress() })),
         );
       } finally {
         await connection.close();

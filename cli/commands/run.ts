@@ -1,7 +1,8 @@
 /** `mergeflow run CONFIG`: validate the config here, start the merge workflow, optionally wait for it. */
 import { Command } from 'commander';
 import { loadConfig } from '../../core/config/load';
-import { runnableConfig } from '../../core/config/schema';
+import { isDataFree } from '../../core/config/schema';
+import type { AdaResult, AdaRunInput } from '../../core/merge/adamerging/run_types';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow } from '../follow';
@@ -9,6 +10,22 @@ import { printJson, resultLines } from '../format';
 import { newRunId } from '../run_id';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** AdaMerging's extra outputs for --json (absent for data-free runs). */
+function adaFields(r: MergeResult): Record<string, unknown> {
+  const a = r as Partial<AdaResult>;
+  if (!a.lambdaJson) return {};
+  return {
+    steps: a.steps,
+    lambda: a.lambdaJson,
+    lambdaSafetensors: a.lambdaSafetensors,
+    losses: a.losses,
+    report: a.report,
+    state: a.stateUri,
+    accuracy: a.accuracy,
+    orchestration: a.orchestration,
+  };
+}
 
 export function runCommand(): Command {
   return new Command('run')
@@ -29,16 +46,24 @@ export function runCommand(): Command {
         file: string,
         opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number },
       ) => {
-        const config = runnableConfig(loadConfig(file, opts.set));
+        const config = loadConfig(file, opts.set);
         const { client, target } = await connectClient();
         const runId = opts.id ?? newRunId(config.name ?? config.method);
-        const input: MergeRunInput = { config, heartbeatTimeoutSeconds: opts.heartbeatTimeout };
-        const handle = await client.workflow.start('dataFreeMerge', {
+        const heartbeatTimeoutSeconds = opts.heartbeatTimeout;
+        const start = {
           taskQueue: target.taskQueue,
           workflowId: runId,
-          args: [input],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-        });
+          workflowIdConflictPolicy: 'USE_EXISTING' as const,
+        };
+        const handle = isDataFree(config)
+          ? await client.workflow.start('dataFreeMerge', {
+              ...start,
+              args: [{ config, heartbeatTimeoutSeconds } satisfies MergeRunInput],
+            })
+          : await client.workflow.start('adaMergingRun', {
+              ...start,
+              args: [{ config, heartbeatTimeoutSeconds } satisfies AdaRunInput],
+            });
         if (!opts.wait) {
           if (opts.json) printJson({ runId, status: 'running', output: config.output });
           else
@@ -61,6 +86,7 @@ export function runCommand(): Command {
               manifest: result.manifestUri,
               timings: result.timings,
               wallSeconds: (Date.now() - started) / 1000,
+              ...adaFields(result),
             });
           else console.log(resultLines(result).join('\n'));
         } catch (e) {

@@ -42,6 +42,10 @@ export function statusCommand(): Command {
           `  phase ${progress.phase}  ${progress.done}/${progress.total} units  method ${progress.method}  output ${progress.output}`,
         );
         if (progress.error) console.log(`  error ${progress.error}`);
+        const ada = progress as { stateUri?: string; lossPerTask?: number[] };
+        if (ada.lossPerTask?.length)
+          console.log(`  loss per task ${ada.lossPerTask.map((l) => l.toFixed(4)).join(', ')}`);
+        if (ada.stateUri) console.log(`  optimiser state ${ada.stateUri}`);
       }
     });
 }
@@ -75,7 +79,9 @@ export function resultsCommand(): Command {
 
 export function cancelCommand(): Command {
   return new Command('cancel')
-    .description('cancel a running merge (its partial work is cleared; no output is published)')
+    .description(
+      'cancel a running merge (no output is published; data-free: partial work is cleared; AdaMerging: the last optimiser state is kept, `status` shows it)',
+    )
     .argument('<run>', 'run id')
     .action(async (runId: string) => {
       const { handle, desc } = await handleFor(runId);
@@ -93,7 +99,7 @@ export function listCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { status?: string; limit: number; json?: boolean }) => {
       const { client } = await connectClient();
-      let query = 'WorkflowType = "dataFreeMerge"';
+      let query = '(WorkflowType = "dataFreeMerge" OR WorkflowType = "adaMergingRun")';
       if (opts.status) query += ` AND MergeStatus = "${opts.status.replace(/"/g, '')}"`;
       const rows: {
         runId: string;

@@ -5,6 +5,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { BACKEND_CHOICES, BackendChoice } from '../../core/tensor/backend';
 import { buildSuite } from '../../core/suite/build';
+import { parse as parseYaml } from 'yaml';
+import { validateConfig } from '../../core/config/load';
 import { suiteConfigYaml } from '../../core/suite/config';
 import { openSuite, suiteFolder } from '../../core/suite/manifest';
 import { reportMarkdown, suiteReport, validitySection, writeReport } from '../../core/suite/report';
@@ -78,18 +80,26 @@ export function suiteCommand(): Command {
     .command('config')
     .description('print a ready-to-run merge config (YAML) for the suite')
     .argument('<suite>', 'suite folder or its suite.json')
-    .requiredOption('--method <method>', 'merge method, e.g. weight_average, task_arithmetic, ties')
+    .requiredOption('--method <method>', 'merge method, e.g. weight_average, task_arithmetic, ties, adamerging')
     .option('--irrelevant <n>', 'add the first N irrelevant models to the pool', intArg('--irrelevant'), 0)
     .option('--output <uri>', 'output folder (default <suite>/merged/<method>)')
-    .action(async (s: string, opts: { method: string; irrelevant: number; output?: string }) => {
+    .option(
+      '-s, --set <path=value>',
+      'override a field, e.g. parameters.granularity=task (repeatable)',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
+    .action(async (s: string, opts: { method: string; irrelevant: number; output?: string; set: string[] }) => {
       const st = await openSuite(s);
-      process.stdout.write(
-        suiteConfigYaml(st, {
-          method: opts.method,
-          irrelevant: opts.irrelevant,
-          output: opts.output ? normalizeUri(opts.output) : undefined,
-        }),
-      );
+      const yaml = suiteConfigYaml(st, {
+        method: opts.method,
+        irrelevant: opts.irrelevant,
+        output: opts.output ? normalizeUri(opts.output) : undefined,
+        sets: opts.set,
+      });
+      // what is printed must run as is: validate it (a bad --set is one clear error here, not at run time)
+      validateConfig(parseYaml(yaml), '--set');
+      process.stdout.write(yaml);
     });
 
   suite

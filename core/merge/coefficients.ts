@@ -35,3 +35,22 @@ export function linearMergeTensor(
   models.forEach((m, k) => addScaledTaskVector(delta, m, base, coefficients[k]));
   return applyDelta(base, delta, 1);
 }
+
+/**
+ * The same kernel when the inputs are task vectors τk themselves (AdaMerging++'s processed vectors), not
+ * models: θ0 + Σk c_k τk, each c_k τk added into a float32 accumulator in model order.
+ */
+export function linearMergeTaskVectors(
+  base: Float32Array,
+  taskVectors: readonly Float32Array[],
+  coefficients: readonly number[],
+): Float32Array {
+  if (coefficients.length !== taskVectors.length)
+    throw new Error(`linear merge: ${coefficients.length} coefficients for ${taskVectors.length} task vectors`);
+  const delta = new Float32Array(base.length);
+  taskVectors.forEach((tv, k) => {
+    const c = coefficients[k];
+    for (let i = 0; i < delta.length; i++) delta[i] += c * tv[i];
+  });
+  return applyDelta(base, delta, 1);
+}

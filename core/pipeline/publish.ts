@@ -87,7 +87,7 @@ export async function publishMerge(
   return { output, manifestUri: plan.manifestUri };
 }
 
-export async function clearWork(plan: MergePlan): Promise<void> {
+export async function clearWork(plan: Pick<MergePlan, 'workPrefix'>): Promise<void> {
   const store = storeFor(plan.workPrefix);
   for (const uri of await store.list(plan.workPrefix)) await store.delete(uri);
   if (store.scheme === 'file') {

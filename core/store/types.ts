@@ -3,6 +3,8 @@
 export interface ObjectStat {
   uri: string;
   size: number;
+  /** Changes whenever the content does: the S3 ETag; for files, size and modification time. For cache keys. */
+  etag?: string;
 }
 
 export interface Committed {

@@ -6,6 +6,8 @@
  * works wherever it is saved.
  */
 import { stringify } from 'yaml';
+import { applySet } from '../config/load';
+import { ADAMERGING, adamergingParams } from '../merge/adamerging/params';
 import { DATA_FREE_METHODS, dataFreeMethod } from '../merge/registry';
 import { joinUri } from '../store';
 import { Suite, SuiteError } from './manifest';
@@ -18,13 +20,16 @@ export interface SuiteConfigOptions {
   output?: string;
   /** Override method parameters (merged over the defaults). */
   parameters?: Record<string, unknown>;
+  /** `path=value` overrides applied last, as `mergeflow run --set` does (e.g. parameters.granularity=task). */
+  sets?: readonly string[];
 }
 
 /** Default parameters of a method: its schema's defaults. */
 export function defaultParameters(method: string): Record<string, unknown> {
+  if (method === ADAMERGING) return adamergingParams.parse({}) as Record<string, unknown>;
   if (!DATA_FREE_METHODS[method]) {
     throw new SuiteError(
-      `unknown merge method '${method}'; choose one of ${Object.keys(DATA_FREE_METHODS).join(', ')}`,
+      `unknown merge method '${method}'; choose one of ${[...Object.keys(DATA_FREE_METHODS), ADAMERGING].join(', ')}`,
     );
   }
   return dataFreeMethod(method).params.parse({}) as Record<string, unknown>;
@@ -43,14 +48,25 @@ export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record
     throw new SuiteError(`--irrelevant ${n}: this suite has only ${suite.irrelevant.length} irrelevant models`);
   }
   const parameters = { ...defaultParameters(opts.method), ...(opts.parameters ?? {}) };
+  const ada = opts.method === ADAMERGING;
+  if (ada && n) {
+    throw new SuiteError(
+      `--irrelevant ${n}: AdaMerging learns one λ per target task from that task's inputs; it takes no extra pool models`,
+    );
+  }
   const irr = suite.irrelevant.slice(0, n);
   const models = [...suite.targets, ...irr].map((name) => ({ name, checkpoint: suite.task(name).model }));
+  // AdaMerging: each target's model, head and test inputs (labels are read only to evaluate the merged model)
+  const tasks = suite.targets.map((name) => {
+    const t = suite.task(name);
+    return { name, model: t.model, head: t.head, data: t.test };
+  });
   const name = `${suite.manifest.name}-${opts.method}${n ? `-irrelevant${n}` : ''}`.replace(/[^A-Za-z0-9_.-]/g, '-');
-  return {
+  const doc: Record<string, unknown> = {
     name,
     method: opts.method,
     base: suite.pretrained,
-    models,
+    ...(ada ? { tasks } : { models }),
     parameters,
     output: opts.output ?? mergedFolder(suite, opts.method, n),
     suite: {
@@ -67,6 +83,8 @@ export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record
       irrelevant: irr,
     },
   };
+  for (const set of opts.sets ?? []) applySet(doc, set);
+  return doc;
 }
 
 /** The config as YAML, with a short comment on top. */
@@ -74,6 +92,9 @@ export function suiteConfigYaml(suite: Suite, opts: SuiteConfigOptions): string 
   const doc = suiteMergeConfig(suite, opts);
   const head =
     `# ${opts.method} over the ${suite.manifest.name} suite (${suite.uri}, seed ${suite.manifest.seed}, ${suite.manifest.size})\n` +
-    `# ${suite.targets.length} target models${opts.irrelevant ? ` + ${opts.irrelevant} irrelevant` : ''}; run with: mergeflow run THIS.yaml --wait\n`;
+    `# ${suite.targets.length} target models${opts.irrelevant ? ` + ${opts.irrelevant} irrelevant` : ''}; run with: mergeflow run THIS.yaml --wait\n` +
+    (opts.method === ADAMERGING
+      ? `# AdaMerging: set parameters.granularity (layer|task) and parameters.variant (plain|ties = AdaMerging++) here or with --set\n`
+      : '');
   return head + stringify(doc, { lineWidth: 0 });
 }

@@ -7,6 +7,11 @@
  *   batches       the unlabeled rows of each (seed, task, step), addressable by step
  *   ties_vectors  AdaMerging++'s per-task TIES-processed task vectors
  *   local_run     the in-process loop (loads through the existing loaders; the optimiser is passed in)
+ * The durable run (workflows/adamerging_run.ts) uses these modules, not re-exported here:
+ *   run_types     its payload shapes and store keys (pure; the workflow imports it)
+ *   validate      header-only checks and the run's plan;  session  what a worker holds (θ0, τk, heads, data)
+ *   epoch         N Adam steps with step-numbered checkpoints;  final_merge  λ → table → the linear kernel
+ *   publish       λ, losses, state, accuracy, report.png (report_chart), manifest
  */
 export * from './coefficients';
 export * from './merged';

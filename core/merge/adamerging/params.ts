@@ -1,8 +1,8 @@
 /**
  * AdaMerging (ICLR 2024): learn the Task Arithmetic coefficients λ (one per task, or one per task per layer) by
  * minimising the entropy of each task's predictions on its unlabeled test inputs, with Adam. AdaMerging++ first
- * replaces each task vector by its TIES-processed part. Only the configuration is defined so far; `mergeflow run`
- * refuses the method until the training passes exist.
+ * replaces each task vector by its TIES-processed part. `mergeflow run` runs it as the adaMergingRun workflow:
+ * an epoch (one activity) is `steps_per_epoch` steps, its Adam state saved every `checkpoint_every` steps.
  */
 import { z } from 'zod';
 import { strictObject } from '../../config/strict';

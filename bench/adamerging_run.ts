@@ -1,0 +1,142 @@
+/**
+ * One AdaMerging run through the real stack (a `mergeflow worker` child process, Temporal, S3) on the tiny
+ * synthetic setup: prints wall time, seconds per optimiser step and the orchestration overhead (the share of
+ * the epochs' wall time spent outside optimiser steps: scheduling, loading, checkpoints). With --record DIR it
+ * writes every run of the chain's history as JSON (the replay test's fixtures).
+ *
+ *   node dist/bench/adamerging_run.js [--steps 200] [--steps-per-epoch 50] [--checkpoint-every 10]
+ *        [--granularity layer|task] [--variant plain|ties] [--labeled] [--epochs-per-run N] [--record DIR]
+ *        [--width 8] [--layers 1] [--image 8] [--patch 4] [--batch 4] [--rows 12]   (model and data size)
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { Client, Connection } from '@temporalio/client';
+import { historyToFixture } from '../workers/history_fixture';
+import { applyStackEnv } from '../infra/stack';
+import { validateConfig } from '../core/config/load';
+import type { AdaResult, AdaRunInput } from '../core/merge/adamerging/run_types';
+import { writeAdaFixture } from '../core/synthetic_adamerging';
+import { parseClipVisionConfig } from '../core/models/clip_vit';
+import { temporalTarget } from '../workers/temporal_config';
+
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const flag = (name: string) => process.argv.includes(`--${name}`);
+
+async function main(): Promise<void> {
+  applyStackEnv();
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const tag = `${Date.now().toString(36)}-${process.pid}`;
+  const prefix = `s3://${process.env.MERGEFLOW_BUCKET ?? 'mergeflow'}/bench/adamerging-${tag}`;
+  const queue = `bench-ada-${tag}`;
+  const width = Number(arg('width', '8'));
+  const model = parseClipVisionConfig(
+    {
+      hidden_size: width,
+      intermediate_size: Math.round(width * 1.5),
+      num_hidden_layers: Number(arg('layers', '1')),
+      num_attention_heads: 2,
+      image_size: Number(arg('image', '8')),
+      patch_size: Number(arg('patch', '4')),
+      num_channels: 1,
+      projection_dim: 4,
+    },
+    'bench',
+  );
+  const fx = await writeAdaFixture(`${prefix}/in`, {
+    labeled: flag('labeled'),
+    config: model,
+    rows: Number(arg('rows', '12')),
+  });
+  const config = validateConfig(
+    {
+      method: 'adamerging',
+      base: fx.pretrained,
+      tasks: fx.tasks,
+      output: `${prefix}/out`,
+      parameters: {
+        granularity: arg('granularity', 'layer'),
+        variant: arg('variant', 'plain'),
+        steps: Number(arg('steps', '200')),
+        steps_per_epoch: Number(arg('steps-per-epoch', '50')),
+        checkpoint_every: Number(arg('checkpoint-every', '10')),
+        batch_size: Number(arg('batch', '4')),
+        lr: 0.02,
+      },
+    },
+    'bench',
+  );
+  const cli = path.join(__dirname, '..', 'cli', 'main.js');
+  const worker = spawn(process.execPath, [cli, 'worker'], {
+    env: { ...process.env, MERGEFLOW_TASK_QUEUE: queue, MERGEFLOW_LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const connection = await Connection.connect({ address: temporalTarget().address });
+  try {
+    const client = new Client({ connection, namespace: temporalTarget().namespace });
+    const input = {
+      config,
+      epochsPerRun: Number(arg('epochs-per-run', '50')),
+    } as AdaRunInput;
+    const t0 = Date.now();
+    const h = await client.workflow.start('adaMergingRun', {
+      taskQueue: queue,
+      workflowId: `bench-ada-${tag}`,
+      args: [input],
+    });
+    const r = (await h.result()) as AdaResult;
+    const wall = (Date.now() - t0) / 1000;
+    const o = r.orchestration;
+    console.log(
+      JSON.stringify(
+        {
+          steps: r.steps,
+          epochs: r.epochs,
+          stepsPerEpoch: config.method === 'adamerging' ? config.parameters.steps_per_epoch : undefined,
+          wallSeconds: wall,
+          msPerStep: (o.stepSeconds / r.steps) * 1000,
+          epochWallSeconds: o.epochWallSeconds,
+          stepSeconds: o.stepSeconds,
+          checkpointSeconds: o.checkpointSeconds,
+          loadSeconds: o.loadSeconds,
+          schedulingSecondsPerEpoch: o.schedulingSeconds / r.epochs,
+          orchestrationOfEpochs: o.overheadFraction,
+          orchestrationOfRunWall: 1 - o.stepSeconds / wall,
+          timings: r.timings,
+          lossPerTask: r.lossPerTask,
+          accuracy: r.accuracy,
+          output: r.output.uri,
+        },
+        null,
+        2,
+      ),
+    );
+    const record = arg('record', '');
+    if (record) {
+      fs.mkdirSync(record, { recursive: true });
+      let runId: string | undefined = h.firstExecutionRunId;
+      for (let i = 0; runId; i++) {
+        const hist: Awaited<ReturnType<typeof h.fetchHistory>> = await client.workflow
+          .getHandle(h.workflowId, runId)
+          .fetchHistory();
+        const file = path.join(record, `adamerging-run-${i}.json`);
+        fs.writeFileSync(file, historyToFixture(hist));
+        console.log(`recorded ${file}`);
+        const events = hist.events ?? [];
+        const last = events[events.length - 1];
+        runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+      }
+    }
+  } finally {
+    worker.kill('SIGTERM');
+    await connection.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,184 @@
+/**
+ * The shapes of a durable AdaMerging run (workflow, activities, CLI) and the keys of its objects in the store.
+ * Plain JSON only, no I/O and no tensors: the workflow imports this module, and all of it travels in payloads.
+ * The data (θ0, task vectors, the Adam state, losses) stays in the store; these hold its URIs and scalars.
+ */
+import type { AdamergingConfig } from '../../config/schema';
+import type { Committed } from '../../store/types';
+import type { AdamergingParams } from './params';
+import type { LambdaSummary } from './coefficients';
+
+export interface AdaTaskRef {
+  name: string;
+  /** Fine-tuned model folder. */
+  model: string;
+  head: string;
+  data: string;
+  /** Rows in the task's data, and whether they carry labels (then the merged model is evaluated on them). */
+  rows: number;
+  labeled: boolean;
+}
+
+/** What the header-only validation found: everything later steps need, as URIs and counts. */
+export interface AdaPlan {
+  runId: string;
+  params: AdamergingParams;
+  /** Pretrained (θ0) folder and its weights file. */
+  pretrained: string;
+  baseFile: string;
+  tasks: AdaTaskRef[];
+  /** The merged tensors (the vision encoder's), in order; λ has K (task-wise) or K × L values. */
+  tensorCount: number;
+  lambdaSize: number;
+  mergedElements: number;
+  /** Output Hugging Face folder. */
+  output: string;
+  /** Output dtype of the float tensors ('base': each keeps θ0's). */
+  dtype: 'base' | 'F32' | 'F16' | 'BF16';
+  workPrefix: string;
+  /** AdaMerging++: the processed task vectors, one safetensors object per task (set by the preparation step). */
+  taskVectors?: string[];
+  warnings: string[];
+}
+
+export interface EpochInput {
+  plan: AdaPlan;
+  /** The state to start from (undefined: the initial λ at step 0). */
+  stateUri?: string;
+  fromStep: number;
+  steps: number;
+}
+
+export interface EpochResult {
+  /** The state after the epoch's last step, at a step-numbered key. */
+  stateUri: string;
+  step: number;
+  /** This epoch's losses per step (JSON in the store). */
+  lossesUri: string;
+  /** The loss per task at the epoch's last step. */
+  lastLoss: number[];
+  summary: LambdaSummary[];
+  /** The worker-specific task queue of the worker that ran it (it holds θ0 and the task vectors in memory). */
+  queue: string;
+  /** Step this attempt started from (> fromStep when it resumed a checkpoint), wall seconds, seconds in steps. */
+  resumedFrom: number;
+  seconds: number;
+  stepSeconds: number;
+  /** Seconds writing checkpoints, and loading θ0 and the task vectors (0 on a cache hit). */
+  checkpointSeconds: number;
+  loadSeconds: number;
+  /** Whether θ0 and the task vectors were already in this worker's cache. */
+  cacheHit: boolean;
+}
+
+/** The heartbeat of an epoch: the last checkpoint it wrote (a retry resumes there). */
+export interface EpochHeartbeat {
+  step: number;
+  stateUri?: string;
+}
+
+/** One line of losses.json. Task-wise runs also record λ (as used, clamped when on) after the step. */
+export interface LossRecord {
+  step: number;
+  loss: number[];
+  lambda?: number[];
+}
+
+export interface AdaProgress {
+  phase: string;
+  /** Steps done and planned (the progress bar). */
+  done: number;
+  total: number;
+  method: string;
+  output: string;
+  error?: string;
+  lossPerTask?: number[];
+  lambda?: LambdaSummary[];
+  /** The latest optimiser state: usable after a cancel. */
+  stateUri?: string;
+  epochs: number;
+}
+
+/** What a run carries across continue-as-new: URIs and scalars. */
+export interface AdaCarried {
+  plan: AdaPlan;
+  stateUri?: string;
+  step: number;
+  epochs: number;
+  queue?: string;
+  lastLoss?: number[];
+  summary?: LambdaSummary[];
+  timings: Record<string, number>;
+  /** Orchestration accounting: wall seconds of the epochs as the workflow saw them, and inside the steps. */
+  epochWall: number;
+  stepSeconds: number;
+  checkpointSeconds?: number;
+  loadSeconds?: number;
+  startedAt: number;
+  /** Loss files written so far, in step order. */
+  lossUris: string[];
+}
+
+export interface AdaRunInput {
+  config: AdamergingConfig;
+  heartbeatTimeoutSeconds?: number;
+  /** Continue as new after this many epochs (default 50; the server may suggest it earlier). */
+  epochsPerRun?: number;
+  /** Seconds an epoch may wait on its worker's own queue before it goes to any worker (default 10). */
+  affinityTimeoutSeconds?: number;
+  /** Set by continue-as-new. */
+  carried?: AdaCarried;
+}
+
+export interface AdaResult {
+  runId: string;
+  method: string;
+  output: Committed;
+  manifestUri: string;
+  tensorCount: number;
+  mergedElements: number;
+  shards: number;
+  warnings: string[];
+  timings: Record<string, number>;
+  steps: number;
+  epochs: number;
+  stateUri: string;
+  lambdaJson: string;
+  lambdaSafetensors: string;
+  losses: string;
+  report: string;
+  lossPerTask: number[];
+  lambda: LambdaSummary[];
+  accuracy?: { average: number; tasks: Record<string, number> };
+  /** Share of wall time not spent in optimiser steps, over the epochs (scheduling, loading, checkpoints). */
+  orchestration: {
+    epochWallSeconds: number;
+    stepSeconds: number;
+    /** Inside the epochs but outside the steps: writing checkpoints, loading the session. */
+    checkpointSeconds: number;
+    loadSeconds: number;
+    /** The rest: scheduling the activity, workflow tasks, payloads, reading the starting state. */
+    schedulingSeconds: number;
+    overheadFraction: number;
+  };
+}
+
+const pad = (n: number) => String(n).padStart(8, '0');
+
+export function stateKey(plan: Pick<AdaPlan, 'workPrefix'>, step: number): string {
+  return `${plan.workPrefix}state/step-${pad(step)}.safetensors`;
+}
+
+export function lossesKey(plan: Pick<AdaPlan, 'workPrefix'>, fromStep: number): string {
+  return `${plan.workPrefix}losses/from-${pad(fromStep)}.json`;
+}
+
+export function taskVectorKey(plan: Pick<AdaPlan, 'workPrefix'>, task: string): string {
+  return `${plan.workPrefix}task-vectors/${task}.safetensors`;
+}
+
+/** The step a state key names, or undefined. */
+export function stepOfStateKey(uri: string): number | undefined {
+  const m = /\/state\/step-(\d+)\.safetensors$/.exec(uri);
+  return m ? Number(m[1]) : undefined;
+}

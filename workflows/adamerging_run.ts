@@ -1,0 +1,244 @@
+/**
+ * AdaMerging as a durable run: validate (headers only) → AdaMerging++ preparation (processed task vectors to the
+ * store) → epochs of Adam steps, each one activity on one worker, routed back to the worker that holds the run's
+ * tensors (its own task queue) and to any worker when that one is gone → the final merge through the linear
+ * kernel → evaluation when the data carry labels → publish. The workflow holds URIs and scalars only; it
+ * continues as new every `epochsPerRun` epochs (or when the server suggests it), carrying them.
+ */
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ActivityOptions,
+  CancellationScope,
+  ContinueAsNew,
+  continueAsNew,
+  defineQuery,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  TimeoutFailure,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type {
+  AdaCarried,
+  AdaProgress,
+  AdaResult,
+  AdaRunInput,
+  EpochInput,
+  EpochResult,
+} from '../core/merge/adamerging/run_types';
+import { TimeoutType } from '@temporalio/common';
+import type { RetryPolicy } from '@temporalio/common';
+import { NON_RETRYABLE } from './data_free_merge';
+import { MergeMethod, MergeStatus } from './search_attributes';
+
+export const adaProgressQuery = defineQuery<AdaProgress>('progress');
+
+const RETRY: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+  maximumAttempts: 8,
+  nonRetryableErrorTypes: [...NON_RETRYABLE, 'ModelError', 'DatasetError', 'EvalError', 'EpochStoppedError'],
+};
+
+function longOptions(heartbeatSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: `${heartbeatSeconds} seconds`,
+    // a cancelled epoch writes its state before it stops: wait for it
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: RETRY,
+  };
+}
+
+function isScheduleToStart(e: unknown): boolean {
+  return (
+    e instanceof ActivityFailure &&
+    e.cause instanceof TimeoutFailure &&
+    e.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
+}
+
+export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
+  const cfg = input.config;
+  const runId = workflowInfo().workflowId;
+  const opts = longOptions(input.heartbeatTimeoutSeconds ?? 60);
+  const long = proxyActivities<Activities>(opts);
+  const quick = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', retry: RETRY });
+  const affinity = input.affinityTimeoutSeconds ?? 10;
+  const epochsPerRun = input.epochsPerRun ?? 50;
+  const steps = cfg.parameters.steps;
+  const progress: AdaProgress = {
+    phase: 'validating',
+    done: input.carried?.step ?? 0,
+    total: steps,
+    method: cfg.method,
+    output: cfg.output,
+    epochs: input.carried?.epochs ?? 0,
+    stateUri: input.carried?.stateUri,
+    lossPerTask: input.carried?.lastLoss,
+    lambda: input.carried?.summary,
+  };
+  setHandler(adaProgressQuery, () => progress);
+  upsertSearchAttributes([
+    { key: MergeStatus, value: 'running' },
+    { key: MergeMethod, value: cfg.method },
+  ]);
+
+  /** An epoch on the worker that ran the last one; on any worker if that one does not pick it up in time. */
+  const epoch = async (e: EpochInput, queue: string | undefined): Promise<EpochResult> => {
+    if (queue) {
+      const affine = proxyActivities<Activities>({
+        ...opts,
+        taskQueue: queue,
+        scheduleToStartTimeout: `${affinity} seconds`,
+      });
+      try {
+        return await affine.adaMergingEpoch(e);
+      } catch (err) {
+        if (!isScheduleToStart(err)) throw err;
+        log.info('the worker holding the run is gone; the epoch goes to any worker', { queue, fromStep: e.fromStep });
+      }
+    }
+    return long.adaMergingEpoch(e);
+  };
+
+  let c: AdaCarried | undefined = input.carried;
+  let fromStep = c?.step ?? 0;
+  try {
+    if (!c) {
+      const t0 = Date.now();
+      let plan = await quick.adaMergingPlan(cfg, runId);
+      const timings: Record<string, number> = { validate: (Date.now() - t0) / 1000 };
+      if (plan.params.variant === 'ties') {
+        progress.phase = 'preparing';
+        const t1 = Date.now();
+        plan = { ...plan, taskVectors: await long.adaMergingPrepare(plan) };
+        timings.prepare = (Date.now() - t1) / 1000;
+      }
+      c = { plan, step: 0, epochs: 0, timings, epochWall: 0, stepSeconds: 0, startedAt: t0, lossUris: [] };
+    }
+    progress.phase = 'optimising';
+    let epochsHere = 0;
+    while (c.step < steps) {
+      if (epochsHere >= epochsPerRun || workflowInfo().continueAsNewSuggested) {
+        return await continueAsNew<typeof adaMergingRun>({ ...input, carried: c });
+      }
+      fromStep = c.step;
+      const t0 = Date.now();
+      const r = await epoch(
+        {
+          plan: c.plan,
+          stateUri: c.stateUri,
+          fromStep,
+          steps: Math.min(cfg.parameters.steps_per_epoch, steps - fromStep),
+        },
+        c.queue,
+      );
+      c = {
+        ...c,
+        stateUri: r.stateUri,
+        step: r.step,
+        epochs: c.epochs + 1,
+        queue: r.queue,
+        lastLoss: r.lastLoss,
+        summary: r.summary,
+        epochWall: c.epochWall + (Date.now() - t0) / 1000,
+        stepSeconds: c.stepSeconds + r.stepSeconds,
+        checkpointSeconds: (c.checkpointSeconds ?? 0) + (r.checkpointSeconds ?? 0),
+        loadSeconds: (c.loadSeconds ?? 0) + (r.loadSeconds ?? 0),
+        lossUris: [...c.lossUris, r.lossesUri],
+      };
+      epochsHere++;
+      Object.assign(progress, {
+        done: c.step,
+        epochs: c.epochs,
+        stateUri: c.stateUri,
+        lossPerTask: c.lastLoss,
+        lambda: c.summary,
+      });
+    }
+    const { plan, stateUri } = c;
+    if (!stateUri) throw new Error('AdaMerging: no optimiser state after the epochs');
+    const timings: Record<string, number> = { ...c.timings, optimise: c.epochWall };
+    progress.phase = 'merging';
+    let t0 = Date.now();
+    const merged = await long.adaMergingMerge(plan, stateUri);
+    timings.merge = (Date.now() - t0) / 1000;
+    const labeled = plan.tasks.filter((t) => t.labeled);
+    let accuracy: AdaResult['accuracy'];
+    if (labeled.length) {
+      progress.phase = 'evaluating';
+      t0 = Date.now();
+      accuracy = await long.evaluateModel({
+        model: plan.output,
+        tasks: labeled.map((t) => ({ name: t.name, test: t.data, head: t.head })),
+      });
+      timings.evaluate = (Date.now() - t0) / 1000;
+    }
+    progress.phase = 'publishing';
+    t0 = Date.now();
+    const pub = await quick.adaMergingPublish({
+      plan,
+      stateUri,
+      lossUris: c.lossUris,
+      output: merged.output,
+      files: merged.files,
+      accuracy,
+      config: cfg,
+    });
+    timings.publish = (Date.now() - t0) / 1000;
+    timings.total = (Date.now() - c.startedAt) / 1000;
+    progress.phase = 'completed';
+    progress.stateUri = pub.stateUri;
+    upsertSearchAttributes([{ key: MergeStatus, value: 'completed' }]);
+    return {
+      runId,
+      method: cfg.method,
+      output: merged.output,
+      manifestUri: pub.manifestUri,
+      tensorCount: plan.tensorCount,
+      mergedElements: plan.mergedElements,
+      shards: 1,
+      warnings: plan.warnings,
+      timings,
+      steps: c.step,
+      epochs: c.epochs,
+      stateUri: pub.stateUri,
+      lambdaJson: pub.lambdaJson,
+      lambdaSafetensors: pub.lambdaSafetensors,
+      losses: pub.losses,
+      report: pub.report,
+      lossPerTask: c.lastLoss ?? [],
+      lambda: c.summary ?? [],
+      accuracy,
+      orchestration: {
+        epochWallSeconds: c.epochWall,
+        stepSeconds: c.stepSeconds,
+        checkpointSeconds: c.checkpointSeconds ?? 0,
+        loadSeconds: c.loadSeconds ?? 0,
+        schedulingSeconds: c.epochWall - c.stepSeconds - (c.checkpointSeconds ?? 0) - (c.loadSeconds ?? 0),
+        overheadFraction: c.epochWall > 0 ? 1 - c.stepSeconds / c.epochWall : 0,
+      },
+    };
+  } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
+    const cancelled = isCancellation(err);
+    progress.phase = cancelled ? 'cancelled' : 'failed';
+    progress.error = (err as Error).cause ? String(((err as Error).cause as Error).message) : (err as Error).message;
+    const carried = c;
+    await CancellationScope.nonCancellable(async () => {
+      // the state the cancelled epoch wrote last stays in the store: report it
+      if (cancelled && carried) {
+        const last = await quick.adaMergingLatestState(carried.plan, fromStep, steps).catch(() => undefined);
+        if (last) Object.assign(progress, { stateUri: last.stateUri, done: last.step });
+      }
+      upsertSearchAttributes([{ key: MergeStatus, value: progress.phase }]);
+    });
+    throw err;
+  }
+}
