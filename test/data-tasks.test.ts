@@ -73,7 +73,16 @@ test('the task table: 8 targets, 16 irrelevant, distinct names and consistent cl
   assert.equal(new Set(TASKS.map((t) => t.name)).size, 24);
   assert.deepEqual(
     TARGET_TASKS.map((t) => t.name),
-    ['digits', 'fashion', 'digits-rot90', 'fashion-groups', 'digits-parity', 'digits-ge5', 'fashion-vflip', 'fashion-pixelate'],
+    [
+      'digits',
+      'fashion',
+      'digits-rot90',
+      'fashion-groups',
+      'digits-parity',
+      'digits-ge5',
+      'fashion-vflip',
+      'fashion-pixelate',
+    ],
   );
   for (const t of TASKS) {
     assert.equal(t.classes, t.classNames.length, t.name);
