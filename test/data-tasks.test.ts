@@ -81,7 +81,7 @@ test('the task table: 8 targets, 16 irrelevant, distinct names and consistent cl
       'digits-parity',
       'digits-ge5',
       'fashion-vflip',
-      'fashion-pixelate',
+      'fashion-zoom',
     ],
   );
   for (const t of TASKS) {

@@ -103,7 +103,7 @@ describe('mini-8 suite (small)', () => {
       'digits-parity',
       'digits-ge5',
       'fashion-vflip',
-      'fashion-pixelate',
+      'fashion-zoom',
     ]);
     const pre = await loadClipVision(s.pretrained);
     assert.equal(pre.config.imageSize, 28);
@@ -168,7 +168,7 @@ describe('mini-8 suite (small)', () => {
     const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     assert.match(
       md,
-      /\| Method \| digits \| fashion \| digits-rot90 \| fashion-groups \| digits-parity \| digits-ge5 \| fashion-vflip \| fashion-pixelate \| Avg\. \|/,
+      /\| Method \| digits \| fashion \| digits-rot90 \| fashion-groups \| digits-parity \| digits-ge5 \| fashion-vflip \| fashion-zoom \| Avg\. \|/,
     );
     assert.match(md, /\| Task Arithmetic \|( \d+\.\d \|){8} \*\*\d+\.\d\*\* \|/);
     const png = fs.readFileSync(path.join(out, 'report.png'));
