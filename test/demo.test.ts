@@ -54,6 +54,11 @@ describe('mergeflow demo', () => {
       ROWS,
     );
     assert.ok(fs.statSync(path.join(dir, 'r1', 'report.png')).size > 1000);
+    // the validity check: printed, in report.json (8 targets, 19 sweep points each) and drawn
+    assert.match(first.stdout, /## Validity: does entropy track error\? \((PASS|FAIL)\)/);
+    assert.equal(report.validity!.tasks.length, 8);
+    for (const t of report.validity!.tasks) assert.equal(t.points.length, 19);
+    assert.ok(fs.statSync(path.join(dir, 'r1', 'validity.png')).size > 1000);
     const suiteUri = joinUri(prefix, `mini-8-v${SUITE_VERSION}-small-seed0`);
     assert.equal(report.suite, suiteUri);
     for (const r of report.rows.slice(2)) {

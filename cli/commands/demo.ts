@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { buildSuite } from '../../core/suite/build';
 import { openSuite, Suite, SUITE_VERSION } from '../../core/suite/manifest';
-import { MergeRunner, reportMarkdown, suiteReport, writeReport } from '../../core/suite/report';
+import { MergeRunner, reportMarkdown, suiteReport, validitySection, writeReport } from '../../core/suite/report';
 import { ensureBackend } from '../../core/eval/evaluate';
 import { VERSION } from '../../core/version';
 import { normalizeUri, storeFor, joinUri } from '../../core/store';
@@ -136,7 +136,10 @@ export function demoCommand(): Command {
       if (opts.json) printJson(report);
       else {
         process.stdout.write(reportMarkdown(report));
-        console.log(`\nwritten: ${files.md}, ${files.json}, ${files.png}`);
+        if (report.validity) process.stdout.write(validitySection(report.validity));
+        console.log(
+          `\nwritten: ${files.md}, ${files.json}, ${files.png}${files.validityPng ? `, ${files.validityPng}` : ''}`,
+        );
         console.log(`merged models: ${joinUri(suite.uri, 'merged')}/<method> (each with mergeflow.manifest.json)`);
       }
     });
