@@ -9,6 +9,9 @@
  * column p of the M × P table holds a at the candidate chosen for tensor p and 0 elsewhere, so
  * θ_{t+1}^p = θt^p + Σm c_m^p (θm^p − θt^p) = (1 − a)·θt^p + a·s_t^p (hardUpdateTable). The TIES update is
  * not linear in the models (the trim depends on d) and has its own per-tensor function.
+ * Applying a column reads only its non-zero row (the chosen candidate): that is this module's update bit for
+ * bit. Fed the whole pool, the kernel's non-uniform path rounds a·(θm − θt) before adding it, which agrees
+ * within float32 rounding (test/frank-wolfe-math.test.ts checks both).
  *
  * Float32 as the kernel computes it: d = fround(s − θ), θ' = fround(θ + a·d); with keep = 1 TIES equals TA
  * bit for bit.
