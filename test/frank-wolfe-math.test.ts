@@ -26,6 +26,7 @@ import {
   frankWolfeParams,
   hardUpdate,
   hardUpdateTable,
+  learnSoftStepSizes,
   mergeScores,
   ObjectiveTarget,
   objectiveGradient,
@@ -38,7 +39,11 @@ import {
   scoreCandidates,
   selectLayerWise,
   selectTaskWise,
+  softInit,
+  softLayout,
   softSelect,
+  softTaskVectors,
+  softUpdate,
   taskScores,
 } from '../core/merge/frank_wolfe';
 import { fileUri, s3Prefix, tmpDir } from './helpers/env';
@@ -618,4 +623,52 @@ describe('FW-Soft selection', () => {
       }
     });
   }
+});
+
+describe('FW-Soft step sizes', () => {
+  it('Adam on λ lowers the entropy on fixed batches; the update is θt + Σs λ_s^l (θ_s − θt)', async () => {
+    const thetaValues = initParams(CONFIG, 31);
+    const selected = [randomValues(31, 's0', 0.5), randomValues(31, 's1', 0.5)].map((tv) =>
+      Object.fromEntries(NAMES.map((n) => [n, Float32Array.from(thetaValues[n], (v, i) => v + tv[n][i])])),
+    );
+    const vectors = softTaskVectors(thetaValues, selected, NAMES);
+    const layout = softLayout(['s0', 's1'], NAMES);
+    const heads = [memHead(31, 0), memHead(31, 1)];
+    const theta = tensorsOf(thetaValues);
+    const before = tf.memory().numTensors;
+    try {
+      const fixed: ObjectiveTarget[] = [0, 1].map((j) => ({
+        name: `t${j}`,
+        head: heads[j],
+        batches: [labeledBatch(31, j, 0, 4)].map(({ inputs, shape }) => ({ inputs, shape })),
+      }));
+      const { lambda, losses } = await learnSoftStepSizes({
+        config: CONFIG,
+        layout,
+        theta,
+        vectors,
+        steps: 6,
+        init: softInit(0),
+        lr: 0.05,
+        batchesAt: async () => fixed,
+      });
+      assert.equal(tf.memory().numTensors, before, 'learnSoftStepSizes leaked tensors');
+      assert.equal(softInit(0), 0.3);
+      assert.equal(softInit(3), 1e-2);
+      for (let s = 1; s < losses.length; s++) assert.ok(losses[s] < losses[s - 1], `step ${s}: ${losses}`);
+      const moved = Math.max(...Array.from(lambda, (v) => Math.abs(v - Math.fround(0.3))));
+      assert.ok(moved > 0.05, `λ moved at most ${moved}`);
+      const next = softUpdate(thetaValues, vectors, layout, lambda);
+      NAMES.forEach((n, l) => {
+        next[n].forEach((v, i) => {
+          let want = thetaValues[n][i];
+          selected.forEach((s, k) => (want += lambda[k * NAMES.length + l] * (s[n][i] - thetaValues[n][i])));
+          assert.ok(Math.abs(v - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${n}[${i}]: ${v} vs ${want}`);
+        });
+      });
+    } finally {
+      tf.dispose(Object.values(theta));
+      heads.forEach(disposeHead);
+    }
+  });
 });
