@@ -1,8 +1,9 @@
 /**
- * The local stack against the real processes (temporal dev server + MinIO), in a temporary state
- * folder on non-default ports so a stack already running on this machine is left alone.
- * Binaries come from the usual bin folder (MERGEFLOW_BIN, else <MERGEFLOW_HOME or repo/.mergeflow>/bin);
- * when they are missing, `up` runs infra/install.sh (minutes on a cold Go cache). Skipped without them and without Go.
+ * The local stack against the real processes (temporal dev server + SeaweedFS, or MinIO where installed by
+ * the go-install fallback), in a temporary state folder on non-default ports so a stack already running on
+ * this machine is left alone. Binaries come from the usual bin folder (MERGEFLOW_BIN, else
+ * <MERGEFLOW_HOME or repo/.mergeflow>/bin); when they are missing, `up` runs infra/install.sh (seconds with
+ * pip, minutes with go install). Fails at once when neither pip nor Go can install them.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,10 +25,12 @@ import {
 } from '../infra/stack';
 
 const binDir = process.env.MERGEFLOW_BIN || path.join(stackHome(), 'bin');
-const haveBinaries = ['temporal', 'minio'].every((b) => fs.existsSync(path.join(binDir, b)));
+const haveBinaries =
+  fs.existsSync(path.join(binDir, 'temporal')) && ['weed', 'minio'].some((b) => fs.existsSync(path.join(binDir, b)));
+const havePip = spawnSync('python3', ['-m', 'pip', '--version'], { stdio: 'ignore' }).status === 0;
 const haveGo = spawnSync('go', ['version'], { stdio: 'ignore' }).status === 0;
-if (!haveBinaries && !haveGo) {
-  throw new Error(`no binaries in ${binDir} and no Go to build them: install Go >= 1.25, then run infra/install.sh`);
+if (!haveBinaries && !havePip && !haveGo) {
+  throw new Error(`no binaries in ${binDir} and neither pip nor Go to install them: run infra/install.sh`);
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -49,13 +52,13 @@ function freePort(): Promise<number> {
   });
 }
 
-/** 17233/19000/19001 when free, else ports the OS hands out. */
-async function pickPorts(): Promise<[number, number, number]> {
-  const preferred: [number, number, number] = [17233, 19000, 19001];
+/** 17233/19000/19001/18233 when free, else ports the OS hands out. */
+async function pickPorts(): Promise<[number, number, number, number]> {
+  const preferred: [number, number, number, number] = [17233, 19000, 19001, 18233];
   if ((await Promise.all(preferred.map(portFree))).every(Boolean)) return preferred;
   const ports = new Set<number>();
-  while (ports.size < 3) ports.add(await freePort());
-  return [...ports] as [number, number, number];
+  while (ports.size < 4) ports.add(await freePort());
+  return [...ports] as [number, number, number, number];
 }
 
 /** Alive and not a zombie (a child of this process that exited stays a zombie until Node reaps it). */
@@ -101,13 +104,14 @@ async function withTemporal<T>(fn: (client: Client, connection: Connection) => P
 
 before(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'mergeflow-stack-'));
-  const [temporalPort, s3Port, s3ConsolePort] = await pickPorts();
+  const [temporalPort, s3Port, s3ConsolePort, temporalUiPort] = await pickPorts();
   opts = {
     home,
     binDir,
     temporalPort,
     s3Port,
     s3ConsolePort,
+    temporalUiPort,
     temporalDynamicConfig: ['limit.historyCount.suggestContinueAsNew=40'],
     log: (line) => lines.push(line),
   };
@@ -145,7 +149,8 @@ test('up starts both services and writes stack.env', { timeout: haveBinaries ? 1
   // The secret never reaches the printed lines.
   assert.ok(!lines.join('\n').includes(env.AWS_SECRET_ACCESS_KEY));
   assert.ok(!lines.join('\n').includes(env.AWS_ACCESS_KEY_ID));
-  for (const f of ['temporal/dev.db', 'logs/temporal.log', 'logs/minio.log', 'pids/temporal.pid', 'pids/s3.pid']) {
+  assert.equal(env.MERGEFLOW_TEMPORAL_UI_URL, `http://127.0.0.1:${opts.temporalUiPort}`);
+  for (const f of ['temporal/dev.db', 'logs/temporal.log', 'logs/s3.log', 'pids/temporal.pid', 'pids/s3.pid']) {
     assert.ok(fs.existsSync(path.join(home, f)), f);
   }
   const info = JSON.parse(fs.readFileSync(path.join(home, 'pids/temporal.json'), 'utf8'));
@@ -172,6 +177,13 @@ test('status says running', { timeout: 30_000 }, async () => {
   assert.equal(st.services.temporal.address, `127.0.0.1:${opts.temporalPort}`);
   assert.equal(st.services.s3.address, `http://127.0.0.1:${opts.s3Port}`);
   assert.equal(st.services.s3.console, `http://127.0.0.1:${opts.s3ConsolePort}`);
+  assert.equal(st.services.temporal.ui, `http://127.0.0.1:${opts.temporalUiPort}`);
+  // The Temporal Web UI and the S3 console answer.
+  for (const url of [st.services.temporal.ui, st.services.s3.console]) {
+    const res = await fetch(url!, { signal: AbortSignal.timeout(10_000) });
+    await res.arrayBuffer();
+    assert.equal(res.status, 200, url);
+  }
 });
 
 test('the bucket exists and Temporal answers with our search attributes', { timeout: 30_000 }, async () => {
@@ -203,9 +215,18 @@ test('a port taken by another program fails with a clear error', { timeout: 30_0
   const taken = (blocker.address() as net.AddressInfo).port;
   const other = fs.mkdtempSync(path.join(os.tmpdir(), 'mergeflow-stack-other-'));
   try {
-    const [s3Port, s3ConsolePort] = [await freePort(), await freePort()];
+    const [s3Port, s3ConsolePort, temporalUiPort] = [await freePort(), await freePort(), await freePort()];
     await assert.rejects(
-      stackUp({ home: other, binDir, temporalPort: taken, s3Port, s3ConsolePort, install: false, quiet: true }),
+      stackUp({
+        home: other,
+        binDir,
+        temporalPort: taken,
+        s3Port,
+        s3ConsolePort,
+        temporalUiPort,
+        install: false,
+        quiet: true,
+      }),
       (err: Error) => {
         assert.ok(err instanceof StackError);
         assert.match(err.message, new RegExp(`port ${taken}`));

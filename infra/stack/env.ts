@@ -18,6 +18,7 @@ const STACK_ENV_KEYS = [
   'AWS_REGION',
   'MERGEFLOW_BUCKET',
   'MERGEFLOW_S3_CONSOLE_URL',
+  'MERGEFLOW_TEMPORAL_UI_URL',
 ] as const;
 
 export function parseEnvText(text: string): Record<string, string> {
@@ -106,6 +107,7 @@ export function writeStackEnv(p: Paths, ports: Ports): Record<string, string> {
     AWS_REGION: existing.AWS_REGION || DEFAULT_REGION,
     MERGEFLOW_BUCKET: existing.MERGEFLOW_BUCKET || DEFAULT_BUCKET,
     MERGEFLOW_S3_CONSOLE_URL: `http://${HOST}:${ports.s3Console}`,
+    MERGEFLOW_TEMPORAL_UI_URL: `http://${HOST}:${ports.temporalUi}`,
   };
   const extra = Object.entries(existing).filter(([k]) => !(STACK_ENV_KEYS as readonly string[]).includes(k));
   const lines = [

