@@ -5,12 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../core/tensor/backend';
-import {
-  clipVisionForward,
-  ClipVisionConfig,
-  clipVisionParamShapes,
-  parseClipVisionConfig,
-} from '../core/models/clip_vit';
+import { clipVisionForward, ClipVisionConfig, clipVisionParamShapes } from '../core/models/clip_vit';
 import { ClassificationHead, disposeHead, headLogits, makeHead } from '../core/models/head';
 import { normalish, rngFor } from '../core/data/rng';
 import { writeDataset } from '../core/data/dataset';
@@ -33,24 +28,13 @@ import { AdaMergingModel, entropyLossAndGrad, entropyLosses, UnlabeledBatch } fr
 import { BatchPlan, BatchRowCursor, epochOrder, stepBatches } from '../core/merge/adamerging/batches';
 import { taskVectorThreshold, tiesTaskVectors } from '../core/merge/adamerging/ties_vectors';
 import { OptimizerStep, runAdaMergingLocal } from '../core/merge/adamerging/local_run';
+import { CLASSES as TINY_CLASSES, TINY } from '../core/synthetic_adamerging';
 import { fileUri, tmpDir } from './helpers/env';
 
-const CONFIG: ClipVisionConfig = parseClipVisionConfig(
-  {
-    hidden_size: 8,
-    intermediate_size: 12,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    image_size: 8,
-    patch_size: 4,
-    num_channels: 1,
-    projection_dim: 4,
-  },
-  'tiny',
-);
+const CONFIG: ClipVisionConfig = TINY; // the tiny CLIP ViT shared with the AdaMerging fixtures
 const NAMES = clipVisionParamShapes(CONFIG).map((s) => s.name);
 const SHAPES = Object.fromEntries(clipVisionParamShapes(CONFIG).map((s) => [s.name, s.shape]));
-const CLASSES = 5;
+const CLASSES = TINY_CLASSES;
 
 /** θ0 and K task vectors of O(1) size relative to θ0, so λ changes the outputs visibly. */
 function tinyFamily(seed: number, K: number): { base: ParamValues; tvs: ParamValues[] } {

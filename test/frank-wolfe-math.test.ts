@@ -5,12 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../core/tensor/backend';
-import {
-  clipVisionForward,
-  ClipVisionConfig,
-  clipVisionParamShapes,
-  parseClipVisionConfig,
-} from '../core/models/clip_vit';
+import { clipVisionForward, ClipVisionConfig, clipVisionParamShapes } from '../core/models/clip_vit';
 import { ClassificationHead, disposeHead, headLogits, makeHead } from '../core/models/head';
 import { normalish, rngFor } from '../core/data/rng';
 import { writeDataset } from '../core/data/dataset';
@@ -46,25 +41,14 @@ import {
   softUpdate,
   taskScores,
 } from '../core/merge/frank_wolfe';
+import { CLASSES as TINY_CLASSES, TINY } from '../core/synthetic_adamerging';
 import { fileUri, s3Prefix, tmpDir } from './helpers/env';
 
-const CONFIG: ClipVisionConfig = parseClipVisionConfig(
-  {
-    hidden_size: 8,
-    intermediate_size: 12,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    image_size: 8,
-    patch_size: 4,
-    num_channels: 1,
-    projection_dim: 4,
-  },
-  'tiny',
-);
+const CONFIG: ClipVisionConfig = TINY; // the tiny CLIP ViT shared with the AdaMerging fixtures
 const SHAPES = clipVisionParamShapes(CONFIG);
 const NAMES = SHAPES.map((s) => s.name);
 const SHAPE_OF = Object.fromEntries(SHAPES.map((s) => [s.name, s.shape]));
-const CLASSES = 5;
+const CLASSES = TINY_CLASSES;
 
 type Values = Record<string, Float32Array>;
 
