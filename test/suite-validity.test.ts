@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { evaluateModel } from '../core/eval/evaluate';
 import { openSuite } from '../core/suite/manifest';
-import { ranks, spearman, suiteValidity, ValidityReport } from '../core/suite/validity';
+import { OWN_STEPS, ranks, spearman, suiteValidity, ValidityReport } from '../core/suite/validity';
 import { runCli, tmpDir } from './helpers/env';
 
 describe('suite validity: Spearman', () => {
@@ -77,6 +77,15 @@ describe('suite validity: the sweep on a small suite', () => {
         ),
       );
       assert.equal(t.chance, 1 / t.classes);
+      // the own-direction diagnostic starts at Task Arithmetic λ 0.3: the same merge, so the same measure
+      assert.deepEqual(
+        t.own.map((p) => p.point),
+        OWN_STEPS.map((mu) => `own+${mu}`),
+      );
+      const ta = t.points.find((p) => p.point === 'ta@0.3')!;
+      assert.equal(t.own[0].accuracy, ta.accuracy);
+      assert.equal(t.own[0].entropy, ta.entropy);
+      assert.equal(t.ownDelta.entropy, t.own[t.own.length - 1].entropy - t.own[0].entropy);
     }
   });
 

@@ -197,7 +197,8 @@ export function validitySection(v: ValidityReport): string {
     `AdaMerging and FW-Soft minimise prediction entropy on unlabeled test inputs, assuming that a surer merge ` +
     `is a better one. Per target task: Spearman's ρ between mean entropy and error over ${v.lambdas.length} ` +
     `Task Arithmetic merges (λ = ${v.lambdas.join(', ')}) and the ${v.tasks.length} target models alone; ` +
-    `accuracy (%) / mean entropy (nats).\n\n` +
+    `accuracy (%) / mean entropy (nats). The last column (a diagnostic, not a goal) adds half of the task's own ` +
+    `vector to Task Arithmetic λ 0.3: entropy minimisation can only raise λk if that makes task k surer (ΔH < 0).\n\n` +
     validityMarkdown(v)
   );
 }

@@ -21,6 +21,13 @@ import { joinUri } from '../store';
 import { openSuite } from './manifest';
 
 export const VALIDITY_LAMBDAS: readonly number[] = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
+/**
+ * Diagnostic (not a goal): from Task Arithmetic at λ = 0.3, add μ more of task k's own vector. AdaMerging can only
+ * raise λk if that lowers task k's entropy; where the entropy stays flat while the accuracy rises, entropy
+ * minimisation gets no signal for λk.
+ */
+export const OWN_STEPS: readonly number[] = [0, 0.1, 0.2, 0.3, 0.4, 0.5];
+export const OWN_FROM = 0.3;
 
 export interface ValidityGoals {
   minCorrelation: number;
@@ -45,6 +52,10 @@ export interface TaskValidity {
   points: SweepMeasure[];
   /** Spearman correlation of mean entropy and error (1 − accuracy) over the points. */
   correlation: number;
+  /** Along its own vector from TA (OWN_STEPS): θ0 + 0.3 Σj τj + μ τk, measured on this task (`own+μ`). */
+  own: SweepMeasure[];
+  /** Entropy and accuracy change from μ = 0 to the last μ (negative entropy change: the own vector makes it surer). */
+  ownDelta: { entropy: number; accuracy: number };
 }
 
 export interface ValidityCheck {
@@ -205,9 +216,29 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
       }
       opts.onPoint?.(p.point, i + 1, points.length);
     }
+    const own = new Map<string, SweepMeasure[]>();
+    for (const [k, t] of data.entries()) {
+      const row: SweepMeasure[] = [];
+      for (const mu of OWN_STEPS) {
+        const params = combine(
+          c,
+          base,
+          models,
+          targets.map((_, j) => OWN_FROM + (j === k ? mu : 0)),
+        );
+        try {
+          row.push({ point: `own+${mu}`, ...measure(params, c, t) });
+        } finally {
+          for (const v of Object.values(params)) v.dispose();
+        }
+      }
+      own.set(t.name, row);
+      opts.onPoint?.(`own direction ${t.name}`, points.length + k + 1, points.length + data.length);
+    }
     const tasks: TaskValidity[] = data.map((t) => {
       const classes = headClasses(t.head);
       const pts = points.map((p) => ({ point: p.point, ...table.get(p.point)!.get(t.name)! }));
+      const o = own.get(t.name)!;
       return {
         task: t.name,
         classes,
@@ -219,6 +250,11 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
           pts.map((p) => p.entropy),
           pts.map((p) => 1 - p.accuracy),
         ),
+        own: o,
+        ownDelta: {
+          entropy: o[o.length - 1].entropy - o[0].entropy,
+          accuracy: o[o.length - 1].accuracy - o[0].accuracy,
+        },
       };
     });
     const avg = (f: (t: TaskValidity) => number) => tasks.reduce((s, t) => s + f(t), 0) / Math.max(1, tasks.length);
@@ -275,14 +311,15 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
 export function validityMarkdown(r: ValidityReport): string {
   const pct = (v: number) => (v * 100).toFixed(1);
   const lines = [
-    '| Task | ρ(entropy, error) | chance | pretrained acc / H | TA 0.3 acc / H | individual acc / H |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| Task | ρ(entropy, error) | chance | pretrained acc / H | TA 0.3 acc / H | individual acc / H | own τ +0.5: Δacc / ΔH |',
+    '|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const t of r.tasks) {
     const ta = t.points.find((p) => p.point === 'ta@0.3');
     const cell = (m?: SweepMeasure) => (m ? `${pct(m.accuracy)} / ${m.entropy.toFixed(3)}` : '–');
     lines.push(
-      `| ${t.task} | ${t.correlation.toFixed(2)} | ${pct(t.chance)} | ${cell(t.pretrained)} | ${cell(ta)} | ${cell(t.individual)} |`,
+      `| ${t.task} | ${t.correlation.toFixed(2)} | ${pct(t.chance)} | ${cell(t.pretrained)} | ${cell(ta)} | ${cell(t.individual)} | ` +
+        `${t.ownDelta.accuracy >= 0 ? '+' : ''}${pct(t.ownDelta.accuracy)} / ${t.ownDelta.entropy >= 0 ? '+' : ''}${t.ownDelta.entropy.toFixed(3)} |`,
     );
   }
   lines.push('');
