@@ -86,7 +86,22 @@ describe('suite validity: the sweep on a small suite', () => {
       assert.equal(t.own[0].accuracy, ta.accuracy);
       assert.equal(t.own[0].entropy, ta.entropy);
       assert.equal(t.ownDelta.entropy, t.own[t.own.length - 1].entropy - t.own[0].entropy);
+      const k = v.tasks.indexOf(t);
+      assert.equal(t.cross.own, v.crossEntropy[k][k]);
+      const others = v.crossEntropy.reduce((sum, row, j) => (j === k ? sum : sum + row[k]), 0);
+      assert.ok(Math.abs(t.cross.others - others) < 1e-12);
     }
+  });
+
+  it('the cross-entropy matrix is K×K and finite; with λ 0.3 left out of the sweep it is still the start', async () => {
+    assert.equal(v.crossEntropy.length, 8);
+    for (const row of v.crossEntropy) {
+      assert.equal(row.length, 8);
+      for (const x of row) assert.ok(Number.isFinite(x));
+    }
+    const w = await suiteValidity(suiteDir, { limit: 16, lambdas: [0, 1] });
+    assert.deepEqual(w.lambdas, [0, 0.3, 1]);
+    for (const t of w.tasks) assert.equal(t.points.length, 3 + 8);
   });
 
   it('the pretrained and individual points equal evaluateModel on the real checkpoints', async () => {

@@ -198,7 +198,9 @@ export function validitySection(v: ValidityReport): string {
     `is a better one. Per target task: Spearman's ρ between mean entropy and error over ${v.lambdas.length} ` +
     `Task Arithmetic merges (λ = ${v.lambdas.join(', ')}) and the ${v.tasks.length} target models alone; ` +
     `accuracy (%) / mean entropy (nats). The last column (a diagnostic, not a goal) adds half of the task's own ` +
-    `vector to Task Arithmetic λ 0.3: entropy minimisation can only raise λk if that makes task k surer (ΔH < 0).\n\n` +
+    `vector to Task Arithmetic λ 0.3: entropy minimisation can only raise λk if that makes task k surer (ΔH < 0). ` +
+    `The last (also a diagnostic) raises λk alone by 0.1 and sums the entropy change of task k and of the other ` +
+    `targets: task-wise AdaMerging's first step raises λk only if own + others < 0.\n\n` +
     validityMarkdown(v)
   );
 }

@@ -28,6 +28,13 @@ export const VALIDITY_LAMBDAS: readonly number[] = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 
  */
 export const OWN_STEPS: readonly number[] = [0, 0.1, 0.2, 0.3, 0.4, 0.5];
 export const OWN_FROM = 0.3;
+/**
+ * Diagnostic: the change of every target's entropy when task k's coefficient alone rises by CROSS_STEP from
+ * Task Arithmetic λ 0.3 — a finite-difference view of task-wise AdaMerging's first gradient. AdaMerging raises
+ * λk when the sum over all targets falls, so a vector that lowers its own task's entropy can still be pushed
+ * down by what it does to the others.
+ */
+export const CROSS_STEP = 0.1;
 
 export interface ValidityGoals {
   minCorrelation: number;
@@ -56,6 +63,8 @@ export interface TaskValidity {
   own: SweepMeasure[];
   /** Entropy and accuracy change from μ = 0 to the last μ (negative entropy change: the own vector makes it surer). */
   ownDelta: { entropy: number; accuracy: number };
+  /** Entropy change of this task's own entropy (`own`) and of the other targets' summed (`others`) for +CROSS_STEP of τk. */
+  cross: { own: number; others: number };
 }
 
 export interface ValidityCheck {
@@ -72,6 +81,8 @@ export interface ValidityReport {
   /** Average accuracy of the pretrained model, Task Arithmetic λ = 0.3 and the individual models. */
   averages: { pretrained: number; taskArithmetic: number; individual: number };
   checks: ValidityCheck[];
+  /** cross[j][k]: change of target j's mean entropy when λk alone rises by CROSS_STEP from Task Arithmetic λ 0.3. */
+  crossEntropy: number[][];
   ok: boolean;
   seconds: number;
 }
@@ -180,7 +191,11 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
   const suite = await openSuite(suiteUri);
   const goals = { ...VALIDITY_GOALS, ...(opts.goals ?? {}) };
   // λ = 0 (the pretrained model) is always a point, and always the first
-  const lambdas = [0, ...(opts.lambdas ?? VALIDITY_LAMBDAS).filter((l) => l !== 0)];
+  // (and λ = OWN_FROM, where the diagnostics start)
+  const lambdas = [
+    0,
+    ...[...new Set([...(opts.lambdas ?? VALIDITY_LAMBDAS), OWN_FROM])].filter((l) => l !== 0).sort((a, b) => a - b),
+  ];
   const limit = opts.limit ?? 1000;
   const c = await readClipVisionConfig(suite.pretrained);
   const base = await readValues(suite.pretrained, c);
@@ -235,7 +250,24 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
       own.set(t.name, row);
       opts.onPoint?.(`own direction ${t.name}`, points.length + k + 1, points.length + data.length);
     }
-    const tasks: TaskValidity[] = data.map((t) => {
+    const from = table.get(`ta@${OWN_FROM}`)!;
+    const crossEntropy: number[][] = targets.map(() => targets.map(() => 0));
+    for (const k of targets.keys()) {
+      const params = combine(
+        c,
+        base,
+        models,
+        targets.map((_, j) => OWN_FROM + (j === k ? CROSS_STEP : 0)),
+      );
+      try {
+        for (const [j, t] of data.entries()) {
+          crossEntropy[j][k] = measure(params, c, t).entropy - from.get(t.name)!.entropy;
+        }
+      } finally {
+        for (const v of Object.values(params)) v.dispose();
+      }
+    }
+    const tasks: TaskValidity[] = data.map((t, k) => {
       const classes = headClasses(t.head);
       const pts = points.map((p) => ({ point: p.point, ...table.get(p.point)!.get(t.name)! }));
       const o = own.get(t.name)!;
@@ -254,6 +286,10 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
         ownDelta: {
           entropy: o[o.length - 1].entropy - o[0].entropy,
           accuracy: o[o.length - 1].accuracy - o[0].accuracy,
+        },
+        cross: {
+          own: crossEntropy[k][k],
+          others: crossEntropy.reduce((sum, row, j) => (j === k ? sum : sum + row[k]), 0),
         },
       };
     });
@@ -296,6 +332,7 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
       tasks,
       averages,
       checks,
+      crossEntropy,
       ok: checks.every((k) => k.ok),
       seconds: Math.round((Date.now() - started) / 100) / 10,
     };
@@ -310,16 +347,18 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
 /** The check as Markdown: per task, correlation, pretrained / TA / individual accuracy and entropy. */
 export function validityMarkdown(r: ValidityReport): string {
   const pct = (v: number) => (v * 100).toFixed(1);
+  const sign = (v: string) => (v.startsWith('-') ? v : `+${v}`);
   const lines = [
-    '| Task | ρ(entropy, error) | chance | pretrained acc / H | TA 0.3 acc / H | individual acc / H | own τ +0.5: Δacc / ΔH |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| Task | ρ(entropy, error) | chance | pretrained acc / H | TA 0.3 acc / H | individual acc / H | own τ +0.5: Δacc / ΔH | λk +0.1: ΔH own / others |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const t of r.tasks) {
     const ta = t.points.find((p) => p.point === 'ta@0.3');
     const cell = (m?: SweepMeasure) => (m ? `${pct(m.accuracy)} / ${m.entropy.toFixed(3)}` : '–');
     lines.push(
       `| ${t.task} | ${t.correlation.toFixed(2)} | ${pct(t.chance)} | ${cell(t.pretrained)} | ${cell(ta)} | ${cell(t.individual)} | ` +
-        `${t.ownDelta.accuracy >= 0 ? '+' : ''}${pct(t.ownDelta.accuracy)} / ${t.ownDelta.entropy >= 0 ? '+' : ''}${t.ownDelta.entropy.toFixed(3)} |`,
+        `${sign(pct(t.ownDelta.accuracy))} / ${sign(t.ownDelta.entropy.toFixed(3))} | ` +
+        `${sign(t.cross.own.toFixed(3))} / ${sign(t.cross.others.toFixed(3))} |`,
     );
   }
   lines.push('');
