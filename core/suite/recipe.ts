@@ -64,8 +64,8 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
     model: base({}),
     // 1000 steps of 64 images (two data-parallel shards of 32) over the ~96k pooled images
     pretrain: { steps: 1000, batchSize: 64, lr: 2e-3, warmup: 40 },
-    // each task: 150 steps of 32 images; earlier layers learn slower (layer-wise decay 0.15)
-    finetune: { steps: 150, batchSize: 32, lr: 2e-3, warmup: 10, layerDecay: 0.15 },
+    // each task: 150 steps of 32 images; earlier layers learn slower (layer-wise decay 0.5)
+    finetune: { steps: 150, batchSize: 32, lr: 2e-3, warmup: 10, layerDecay: 0.5 },
     headImagesPerTask: 1000,
     headLogitScale: Math.log(10),
     pretextLogitScale: Math.log(10),
@@ -79,7 +79,7 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
     // for tests of the machinery (determinism, layout, commands): too small to learn much
     model: base({ hiddenSize: 16, intermediateSize: 32, numHiddenLayers: 1, numAttentionHeads: 2, projectionDim: 16 }),
     pretrain: { steps: 12, batchSize: 32, lr: 2e-3, warmup: 2 },
-    finetune: { steps: 4, batchSize: 32, lr: 2e-3, warmup: 1, layerDecay: 0.15 },
+    finetune: { steps: 4, batchSize: 32, lr: 2e-3, warmup: 1, layerDecay: 0.5 },
     headImagesPerTask: 128,
     headLogitScale: Math.log(10),
     pretextLogitScale: Math.log(10),
