@@ -24,7 +24,8 @@ export interface MergeRunInput {
   heartbeatTimeoutSeconds?: number;
 }
 
-export interface MergeResult {
+/** What every finished run returns: the published output and a few scalars. */
+export interface RunResultBase {
   runId: string;
   method: string;
   output: Committed;
@@ -32,11 +33,14 @@ export interface MergeResult {
   tensorCount: number;
   mergedElements: number;
   shards: number;
+  warnings: string[];
+  timings: Record<string, number>;
+}
+
+export interface MergeResult extends RunResultBase {
   /** What the method's passes found (TIES: thresholds, majoritySign). */
   thresholds?: number[];
   majoritySign?: number;
-  warnings: string[];
-  timings: Record<string, number>;
 }
 
 export const TASK_QUEUE_DEFAULT = 'mergeflow';

@@ -4,9 +4,9 @@
  * The data (θ0, task vectors, the Adam state, losses) stays in the store; these hold its URIs and scalars.
  */
 import type { AdamergingConfig } from '../../config/schema';
-import type { Committed } from '../../store/types';
 import type { AdamergingParams } from './params';
 import type { LambdaSummary } from './coefficients';
+import type { RunResultBase } from '../../pipeline/run_types';
 
 export interface AdaTaskRef {
   name: string;
@@ -130,16 +130,7 @@ export interface AdaRunInput {
   carried?: AdaCarried;
 }
 
-export interface AdaResult {
-  runId: string;
-  method: string;
-  output: Committed;
-  manifestUri: string;
-  tensorCount: number;
-  mergedElements: number;
-  shards: number;
-  warnings: string[];
-  timings: Record<string, number>;
+export interface AdaResult extends RunResultBase {
   steps: number;
   epochs: number;
   stateUri: string;
