@@ -32,7 +32,8 @@ export function adaChartSvg(c: AdaChartInput): string {
       `<polyline fill="none" stroke="${stroke}" stroke-width="2" points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`,
     );
   text(40, 40, c.title, 22, 'font-weight="bold"');
-  const left = 80;
+  // wide enough for the longest task name beside the heatmap (≈ 7 px a character at 12 px)
+  const left = Math.max(80, 16 + 7 * Math.max(0, ...c.tasks.map((t) => t.length)));
   const right = W - 200;
   const panel = (top: number, h: number, title: string, series: number[][], steps: number[]) => {
     text(40, top - 12, title, 16, 'font-weight="bold"');
