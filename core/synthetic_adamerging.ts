@@ -39,6 +39,22 @@ export interface FixtureOptions {
   config?: ClipVisionConfig;
 }
 
+/** A tiny CLIP-style head for task k: seeded rows of unit length, logit scale 4 (tests of the merge maths). */
+export function tinyHeadValues(
+  seed: number,
+  k: number,
+  c: ClipVisionConfig = TINY,
+): { weight: Float32Array; logitScale: number; classes: number; dim: number } {
+  const rng = rngFor(seed, 'head', k);
+  const w = Float32Array.from({ length: CLASSES * c.projectionDim }, () => normalish(rng));
+  for (let y = 0; y < CLASSES; y++) {
+    const row = w.subarray(y * c.projectionDim, (y + 1) * c.projectionDim);
+    const norm = Math.hypot(...row);
+    row.forEach((v, i) => (row[i] = v / norm));
+  }
+  return { weight: w, logitScale: Math.log(4), classes: CLASSES, dim: c.projectionDim };
+}
+
 export async function writeAdaFixture(prefix: string, o: FixtureOptions = {}): Promise<AdaFixture> {
   const seed = o.seed ?? 21;
   const K = o.tasks ?? 2;

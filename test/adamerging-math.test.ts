@@ -28,7 +28,7 @@ import { AdaMergingModel, entropyLossAndGrad, entropyLosses, UnlabeledBatch } fr
 import { BatchPlan, BatchRowCursor, epochOrder, stepBatches } from '../core/merge/adamerging/batches';
 import { taskVectorThreshold, tiesTaskVectors } from '../core/merge/adamerging/ties_vectors';
 import { OptimizerStep, runAdaMergingLocal } from '../core/merge/adamerging/local_run';
-import { CLASSES as TINY_CLASSES, TINY } from '../core/synthetic_adamerging';
+import { CLASSES as TINY_CLASSES, TINY, tinyHeadValues } from '../core/synthetic_adamerging';
 import { fileUri, tmpDir } from './helpers/env';
 
 const CONFIG: ClipVisionConfig = TINY; // the tiny CLIP ViT shared with the AdaMerging fixtures
@@ -50,16 +50,7 @@ function tinyFamily(seed: number, K: number): { base: ParamValues; tvs: ParamVal
   return { base, tvs };
 }
 
-function headValues(seed: number, k: number): { weight: Float32Array; logitScale: number } {
-  const rng = rngFor(seed, 'head', k);
-  const w = Float32Array.from({ length: CLASSES * CONFIG.projectionDim }, () => normalish(rng));
-  for (let c = 0; c < CLASSES; c++) {
-    const row = w.subarray(c * CONFIG.projectionDim, (c + 1) * CONFIG.projectionDim);
-    const norm = Math.hypot(...row);
-    row.forEach((v, i) => (row[i] = v / norm));
-  }
-  return { weight: w, logitScale: Math.log(4) };
-}
+const headValues = (seed: number, k: number) => tinyHeadValues(seed, k, CONFIG);
 
 function batch(seed: number, k: number, b: number, n: number): UnlabeledBatch {
   const rng = rngFor(seed, 'x', k, b);

@@ -41,7 +41,7 @@ import {
   softUpdate,
   taskScores,
 } from '../core/merge/frank_wolfe';
-import { CLASSES as TINY_CLASSES, TINY } from '../core/synthetic_adamerging';
+import { CLASSES as TINY_CLASSES, TINY, tinyHeadValues } from '../core/synthetic_adamerging';
 import { fileUri, s3Prefix, tmpDir } from './helpers/env';
 
 const CONFIG: ClipVisionConfig = TINY; // the tiny CLIP ViT shared with the AdaMerging fixtures
@@ -99,16 +99,7 @@ async function writeCandidate(uri: string, values: Values): Promise<string> {
   return uri;
 }
 
-function headValues(seed: number, k: number) {
-  const rng = rngFor(seed, 'head', k);
-  const w = Float32Array.from({ length: CLASSES * CONFIG.projectionDim }, () => normalish(rng));
-  for (let c = 0; c < CLASSES; c++) {
-    const row = w.subarray(c * CONFIG.projectionDim, (c + 1) * CONFIG.projectionDim);
-    const norm = Math.hypot(...row);
-    row.forEach((v, i) => (row[i] = v / norm));
-  }
-  return { weight: w, logitScale: Math.log(4), classes: CLASSES, dim: CONFIG.projectionDim };
-}
+const headValues = (seed: number, k: number) => tinyHeadValues(seed, k, CONFIG);
 
 function memHead(seed: number, k: number): ClassificationHead {
   const h = headValues(seed, k);
