@@ -109,8 +109,6 @@ async function main(): Promise<void> {
         const reuse = opt('reuse');
         if (reuse && fs.existsSync(path.join(reuse, 'models', name))) {
           // the same recipe fine-tunes a task the same way: link the earlier run's model and head
-          const v = JSON.parse(fs.readFileSync(path.join(reuse, 'validity.json'), 'utf8')) as object;
-          void v;
           fs.symlinkSync(path.resolve(reuse, 'models', name), path.join(outDir, 'models', name));
           fs.mkdirSync(path.join(outDir, 'heads'), { recursive: true });
           fs.symlinkSync(
