@@ -4,7 +4,10 @@
  * new folder (data and the pretrained model are linked, not copied), then run the validity check on it.
  *
  *   node dist/bench/suite_lab.js FROM OUT [--targets a,b,...] [--json '{"finetune":{"steps":300}}']
- *        [--workers 2] [--limit 1000]
+ *        [--workers 2] [--limit 1000] [--reuse EARLIER_OUT]
+ *
+ * FROM may also be a build stopped after pretraining (no suite.json yet: a minimal one is written, --seed N).
+ * --reuse links the models and heads of an earlier run with the same recipe instead of fine-tuning them again.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
