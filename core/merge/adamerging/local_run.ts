@@ -4,7 +4,7 @@
  * tests and small runs; the optimiser update is handed in (`OptimizerStep`), e.g. Adam from core/optim.
  */
 import { checkImageSize, Dataset, openDataset } from '../../data/dataset';
-import { clipVisionParamShapes, describeConfig, disposeParams, loadClipVision } from '../../models/clip_vit';
+import { clipVisionParamShapes, disposeParams, loadClipVision } from '../../models/clip_vit';
 import { ClassificationHead, disposeHead, headDim, loadHead } from '../../models/head';
 import { ModelError } from '../../models/errors';
 import { BatchRowCursor } from './batches';
@@ -21,6 +21,7 @@ import {
 import { AdaMergingModel, entropyLossAndGrad, UnlabeledBatch } from './gradient';
 import { disposeTaskVectorStack, stackTaskVectors } from './merged';
 import { tiesTaskVectors } from './ties_vectors';
+import { loadTaskVectors } from './task_vectors_load';
 
 /** One optimiser update: the new λ from the current λ, its gradient and the step number (0-based). */
 export type OptimizerStep = (lambda: Float32Array, grad: Float32Array, step: number) => Float32Array;
@@ -98,26 +99,12 @@ export async function runAdaMergingLocal(o: LocalRunOptions): Promise<LocalRunRe
   try {
     // τk = θk − θ0 in float32, tensor by tensor, in layout order
     const baseValues = layout.tensors.map((n) => pre.params[n].dataSync() as Float32Array);
-    let vectors: Float32Array[][] = [];
-    for (const t of o.tasks) {
-      const m = await loadClipVision(t.model);
-      try {
-        if (JSON.stringify(m.config) !== JSON.stringify(config)) {
-          throw new ModelError(
-            `${m.uri}: config (${describeConfig(m.config)}) differs from θ0's (${describeConfig(config)})`,
-          );
-        }
-        vectors.push(
-          layout.tensors.map((n, l) => {
-            const v = Float32Array.from(m.params[n].dataSync());
-            for (let i = 0; i < v.length; i++) v[i] -= baseValues[l][i];
-            return v;
-          }),
-        );
-      } finally {
-        disposeParams(m.params);
-      }
-    }
+    let vectors = await loadTaskVectors(
+      o.tasks.map((t) => t.model),
+      layout.tensors,
+      baseValues,
+      config,
+    );
     if (o.tiesKeep !== undefined) vectors = tiesTaskVectors(vectors, o.tiesKeep).vectors;
     const byName = vectors.map((tv) => Object.fromEntries(layout.tensors.map((n, l) => [n, tv[l]])));
     const shapeOf = Object.fromEntries(shapes.map((s) => [s.name, s.shape]));

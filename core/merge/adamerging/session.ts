@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Dataset, openDataset } from '../../data/dataset';
 import { clipVisionParamShapes, disposeParams, loadClipVision } from '../../models/clip_vit';
+import { loadTaskVectors } from './task_vectors_load';
 import { ClassificationHead, disposeHead, loadHead } from '../../models/head';
 import { SafetensorsFile, fromFloat32, writeTensors } from '../../safetensors';
 import { storeFor } from '../../store';
@@ -49,26 +50,6 @@ export async function sessionKey(plan: AdaPlan): Promise<string> {
   return parts.join('|');
 }
 
-/** τk = θk − θ0 in float32, tensor by tensor in `names` order (as runAdaMergingLocal computes them). */
-async function taskVectors(plan: AdaPlan, names: readonly string[], base: Float32Array[]): Promise<Float32Array[][]> {
-  const out: Float32Array[][] = [];
-  for (const t of plan.tasks) {
-    const m = await loadClipVision(t.model);
-    try {
-      out.push(
-        names.map((n, l) => {
-          const v = Float32Array.from(m.params[n].dataSync());
-          for (let i = 0; i < v.length; i++) v[i] -= base[l][i];
-          return v;
-        }),
-      );
-    } finally {
-      disposeParams(m.params);
-    }
-  }
-  return out;
-}
-
 /** AdaMerging++ preparation: write each task's TIES-processed task vector (F32, exact); returns their URIs. */
 export async function prepareTiesVectors(plan: AdaPlan): Promise<string[]> {
   const pre = await loadClipVision(plan.pretrained);
@@ -76,7 +57,15 @@ export async function prepareTiesVectors(plan: AdaPlan): Promise<string[]> {
     const shapes = clipVisionParamShapes(pre.config);
     const names = shapes.map((s) => s.name);
     const base = names.map((n) => pre.params[n].dataSync() as Float32Array);
-    const { vectors } = tiesTaskVectors(await taskVectors(plan, names, base), plan.params.keep);
+    const { vectors } = tiesTaskVectors(
+      await loadTaskVectors(
+        plan.tasks.map((t) => t.model),
+        names,
+        base,
+        pre.config,
+      ),
+      plan.params.keep,
+    );
     const uris: string[] = [];
     for (let k = 0; k < plan.tasks.length; k++) {
       const uri = taskVectorKey(plan, plan.tasks[k].name);
@@ -124,7 +113,12 @@ export async function openSession(plan: AdaPlan, key: string): Promise<AdaSessio
     const vectors =
       plan.params.variant === 'ties'
         ? await readVectors(plan.taskVectors ?? [], names)
-        : await taskVectors(plan, names, base);
+        : await loadTaskVectors(
+            plan.tasks.map((t) => t.model),
+            names,
+            base,
+            config,
+          );
     if (vectors.length !== plan.tasks.length)
       throw new Error(
         `AdaMerging: ${vectors.length} task vectors for ${plan.tasks.length} tasks (was the preparation run?)`,
