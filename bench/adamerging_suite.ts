@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   if (!suiteUri || suiteUri.startsWith('--')) throw new Error('usage: adamerging_suite SUITE [options]');
   const suite = await openSuite(suiteUri);
   process.stderr.write(`backend: ${await ensureBackend('tensorflow')}\n`);
-  const granularity = (opt('granularity', 'layer') as Granularity) ?? 'layer';
+  const granularity = opt('granularity', 'layer') as Granularity;
   const steps = Number(opt('steps', '500'));
   const every = Number(opt('every', '100'));
   const limit = Number(opt('limit', '1000'));
