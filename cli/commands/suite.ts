@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { validateConfig } from '../../core/config/load';
 import { suiteConfigYaml } from '../../core/suite/config';
 import { openSuite, suiteFolder } from '../../core/suite/manifest';
+import { packSuite, unpackSuite } from '../../core/suite/pack';
 import { reportMarkdown, suiteReport, validitySection, writeReport } from '../../core/suite/report';
 import { buildProgress, reportProgress } from '../suite_progress';
 import { ensureBackend } from '../../core/eval/evaluate';
@@ -100,6 +101,33 @@ export function suiteCommand(): Command {
       // what is printed must run as is: validate it (a bad --set is one clear error here, not at run time)
       validateConfig(parseYaml(yaml), '--set');
       process.stdout.write(yaml);
+    });
+
+  suite
+    .command('pack')
+    .description(
+      'pack a built suite small enough to commit: models as F16 safetensors, heads, the manifest (task data is rebuilt from the seed on unpack)',
+    )
+    .argument('<suite>', 'suite folder or its suite.json')
+    .argument('<out>', 'pack folder: a path, file:// or s3:// URI')
+    .option('--dtype <dtype>', "'F16' (half the bytes) or 'F32' (exact)", 'F16')
+    .action(async (s: string, out: string, opts: { dtype: string }) => {
+      if (opts.dtype !== 'F16' && opts.dtype !== 'F32')
+        throw new UsageError(`--dtype must be 'F16' or 'F32', got '${opts.dtype}'`);
+      const p = await packSuite(s, out, opts.dtype);
+      console.log(
+        `packed ${Object.keys(p.files).length} files (${p.dtype}) of suite ${p.suite.name} seed ${p.suite.seed} into ${suiteFolder(out)}`,
+      );
+    });
+
+  suite
+    .command('unpack')
+    .description('rebuild a complete suite from a pack (task data regenerated and checked, models widened to F32)')
+    .argument('<pack>', 'pack folder (with pack.json)')
+    .argument('<out>', 'suite folder to write: a path, file:// or s3:// URI')
+    .action(async (p: string, out: string) => {
+      const m = await unpackSuite(p, out, (what) => process.stderr.write(`unpack: ${what}\n`));
+      console.log(`suite ${m.name} (${m.size}, seed ${m.seed}) unpacked into ${suiteFolder(out)}`);
     });
 
   suite
