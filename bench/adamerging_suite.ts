@@ -4,14 +4,19 @@
  * pretrained / Task Arithmetic / individual figures, with the time per step.
  *
  *   node dist/bench/adamerging_suite.js SUITE [--granularity layer|task] [--steps 500] [--ties 0.2]
- *        [--batch 16] [--lr 1e-3] [--limit 1000] [--every 100] [--out DIR]
+ *        [--batch 16] [--lr 1e-3] [--limit 1000] [--every 100] [--out DIR] [--supervised]
+ *
+ * --supervised replaces the entropy by cross-entropy with the test labels: not AdaMerging, but an upper bound
+ * of what learning these coefficients can reach on the suite (is a shortfall the suite's or the objective's?).
  */
+import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBackend, evaluateModel } from '../core/eval/evaluate';
 import { Granularity, lambdaIndex, LambdaLayout } from '../core/merge/adamerging/coefficients';
 import { runAdaMergingLocal } from '../core/merge/adamerging/local_run';
+import type { BatchObjective } from '../core/merge/adamerging/gradient';
 import { clipVisionParamShapes } from '../core/models/clip_vit';
 import { readClipVisionConfig } from '../core/models/clip_vit_load';
 import { adamInit, adamStep, ADAM_DEFAULTS, AdamState } from '../core/optim/adam';
@@ -59,6 +64,13 @@ async function evaluateLambda(
   return { average: r.average, tasks: r.tasks };
 }
 
+/** Mean cross-entropy of the logits against the batch's labels (the --supervised upper bound). */
+const crossEntropy: BatchObjective = (logits, batch) => {
+  if (!batch.labels) throw new Error('--supervised: the task data has no labels');
+  const onehot = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), logits.shape[1]);
+  return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+};
+
 async function main(): Promise<void> {
   const suiteUri = process.argv[2];
   if (!suiteUri || suiteUri.startsWith('--')) throw new Error('usage: adamerging_suite SUITE [options]');
@@ -86,6 +98,7 @@ async function main(): Promise<void> {
     seed: Number(opt('seed', '0')),
     batchSize: Number(opt('batch', '16')),
     tiesKeep: ties === undefined ? undefined : Number(ties),
+    objective: process.argv.includes('--supervised') ? crossEntropy : undefined,
     optimizer: (lambda, grad) => {
       adam ??= adamInit(Float64Array.from(lambda));
       adam = adamStep(adam, grad, { ...ADAM_DEFAULTS, lr });

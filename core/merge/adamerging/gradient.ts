@@ -56,9 +56,30 @@ function withMerged(base: Params, merged: Params): Params {
   return { ...base, ...merged };
 }
 
-/** Mean entropy of one batch under the weights `params` (a tf scalar the caller owns). */
-function batchEntropy(params: Params, config: ClipVisionConfig, head: ClassificationHead, x: tf.Tensor4D): tf.Scalar {
-  return tf.tidy(() => meanEntropy(headLogits(head, clipVisionForward(params, config, x))));
+/**
+ * The per-batch objective on the head's logits. AdaMerging's is the mean entropy (no labels). A lab may pass
+ * another one (bench/adamerging_suite.ts --supervised: cross-entropy with the batch's labels, an upper bound of
+ * what any coefficient learner can reach on the suite; that is a diagnosis, not AdaMerging).
+ */
+export type BatchObjective = (logits: tf.Tensor2D, batch: LabeledBatch) => tf.Scalar;
+
+/** A batch that may carry labels: only a lab's objective reads them. */
+export interface LabeledBatch extends UnlabeledBatch {
+  labels?: Int32Array;
+}
+
+export const entropyObjective: BatchObjective = (logits) => meanEntropy(logits);
+
+/** Objective of one batch under the weights `params` (a tf scalar the caller owns). */
+function batchLoss(
+  params: Params,
+  config: ClipVisionConfig,
+  head: ClassificationHead,
+  x: tf.Tensor4D,
+  batch: LabeledBatch,
+  objective: BatchObjective,
+): tf.Scalar {
+  return tf.tidy(() => objective(headLogits(head, clipVisionForward(params, config, x)), batch));
 }
 
 /** Loss per task and ∂loss/∂λ at `lambda` on the given batches (batches[k]: task k's). */
@@ -66,7 +87,8 @@ export function entropyLossAndGrad(
   model: AdaMergingModel,
   heads: readonly ClassificationHead[],
   lambda: Float32Array,
-  batches: readonly (readonly UnlabeledBatch[])[],
+  batches: readonly (readonly LabeledBatch[])[],
+  objective: BatchObjective = entropyObjective,
 ): LossAndGrad {
   const { layout, config } = model;
   checkLambda(layout, lambda);
@@ -88,7 +110,7 @@ export function entropyLossAndGrad(
           const { value, grads } = tf.valueAndGrads((...ts: tf.Tensor[]) => {
             const m: Params = {};
             names.forEach((n, l) => (m[n] = ts[l]));
-            return batchEntropy(withMerged(model.base, m), config, head, x);
+            return batchLoss(withMerged(model.base, m), config, head, x, b, objective);
           })(thetaList);
           loss += value.dataSync()[0] * w;
           const prev = acc;
@@ -132,7 +154,9 @@ export function entropyLosses(
     return heads.map((head, k) => {
       let loss = 0;
       for (const b of batches[k]) {
-        const v = tf.tidy(() => batchEntropy(params, model.config, head, tf.tensor4d(b.inputs, b.shape)));
+        const v = tf.tidy(() =>
+          batchLoss(params, model.config, head, tf.tensor4d(b.inputs, b.shape), b, entropyObjective),
+        );
         loss += v.dataSync()[0] / batches[k].length;
         v.dispose();
       }

@@ -18,7 +18,7 @@ import {
   makeLayout,
   summarizeLambda,
 } from './coefficients';
-import { AdaMergingModel, entropyLossAndGrad, UnlabeledBatch } from './gradient';
+import { AdaMergingModel, BatchObjective, entropyLossAndGrad, LabeledBatch } from './gradient';
 import { disposeTaskVectorStack, stackTaskVectors } from './merged';
 import { tiesTaskVectors } from './ties_vectors';
 import { loadTaskVectors } from './task_vectors_load';
@@ -53,6 +53,8 @@ export interface LocalRunOptions {
   tiesKeep?: number;
   /** Resume: start at this step from this λ (default step 0 from the initial λ). */
   from?: { step: number; lambda: Float32Array };
+  /** A lab's objective in place of the entropy (reads the batches' labels; see gradient.ts BatchObjective). */
+  objective?: BatchObjective;
   /** Called after each step; may throw to stop. */
   onStep?: (info: StepInfo) => void | Promise<void>;
 }
@@ -137,13 +139,16 @@ export async function runAdaMergingLocal(o: LocalRunOptions): Promise<LocalRunRe
     const secondsPerStep: number[] = [];
     for (let step = first; step < first + o.steps; step++) {
       const t0 = performance.now();
-      const batches: UnlabeledBatch[][] = [];
+      const batches: LabeledBatch[][] = [];
       for (let k = 0; k < o.tasks.length; k++) {
         const rows = cursors[k].batches(step);
         const read = await Promise.all(rows.map((r) => data[k].readRows(r)));
-        batches.push(read.map((b) => ({ inputs: b.inputs, shape: b.shape })));
+        // labels travel only to a lab's objective; AdaMerging's entropy never reads them
+        batches.push(
+          read.map((b) => ({ inputs: b.inputs, shape: b.shape, ...(o.objective ? { labels: b.labels } : {}) })),
+        );
       }
-      const { lossPerTask, grad } = entropyLossAndGrad(model, heads, lambda, batches);
+      const { lossPerTask, grad } = entropyLossAndGrad(model, heads, lambda, batches, o.objective);
       if (!lossPerTask.every(Number.isFinite) || !grad.every(Number.isFinite)) {
         throw new Error(`AdaMerging: non-finite loss or gradient at step ${step} (losses ${lossPerTask.join(', ')})`);
       }
