@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   const sec = r.secondsPerStep.slice(1);
   const mean = sec.reduce((a, b) => a + b, 0) / Math.max(1, sec.length);
   process.stdout.write(
-    `AdaMerging ${granularity}${ties ? `++ (keep ${ties})` : ''}, ${steps} steps, lr ${lr}: avg ${pct(e.average)} | ` +
+    `${process.argv.includes('--supervised') ? 'SUPERVISED (labels) ' : ''}AdaMerging ${granularity}${ties ? `++ (keep ${ties})` : ''}, ${steps} steps, lr ${lr}: avg ${pct(e.average)} | ` +
       Object.entries(e.tasks)
         .map(([k, v]) => `${k} ${pct(v)}`)
         .join(', ') +

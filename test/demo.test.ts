@@ -13,7 +13,14 @@ import type { SuiteReport } from '../core/suite/report';
 import { SUITE_VERSION } from '../core/suite/manifest';
 import { runCli, s3Prefix, tmpDir, uniq } from './helpers/env';
 
-const ROWS = ['Pretrained', 'Individual', 'Weight Averaging', 'Task Arithmetic', 'TIES-Merging'];
+const ROWS = [
+  'Pretrained',
+  'Individual',
+  'Weight Averaging',
+  'Task Arithmetic',
+  'TIES-Merging',
+  'AdaMerging (layer-wise)',
+];
 
 describe('mergeflow demo', () => {
   const dir = tmpDir('demo');
@@ -32,7 +39,12 @@ describe('mergeflow demo', () => {
   });
 
   it('builds the small suite into S3, merges through Temporal, prints the table; a second run reuses the suite', async () => {
-    const first = await runCli(['demo', '--no-stack', '--prefix', prefix, '--out', path.join(dir, 'r1')], env, 300_000);
+    const small = ['--size', 'small', '--adamerging-steps', '3'];
+    const first = await runCli(
+      ['demo', '--no-stack', ...small, '--validity', '--prefix', prefix, '--out', path.join(dir, 'r1')],
+      env,
+      300_000,
+    );
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /building the mini-8 suite \(small, seed 0\)/);
 
@@ -67,7 +79,7 @@ describe('mergeflow demo', () => {
         assert.ok(await storeFor(prefix).stat(joinUri(r.checkpoint!, f)), `${r.checkpoint}/${f}`);
     }
     const ids = [...first.stderr.matchAll(/workflow (merge-demo-\S+)/g)].map((m) => m[1]);
-    assert.equal(ids.length, 3, first.stderr);
+    assert.equal(ids.length, 4, first.stderr);
     for (const id of ids) {
       const d = await client.workflow.getHandle(id).describe();
       assert.equal(d.status.name, 'COMPLETED', id);
@@ -76,7 +88,7 @@ describe('mergeflow demo', () => {
 
     // second run: the suite is reused, the merges run again, and every number is the same
     const second = await runCli(
-      ['demo', '--no-stack', '--prefix', prefix, '--out', path.join(dir, 'r2'), '--json'],
+      ['demo', '--no-stack', ...small, '--prefix', prefix, '--out', path.join(dir, 'r2'), '--json'],
       env,
       300_000,
     );
@@ -88,6 +100,33 @@ describe('mergeflow demo', () => {
       again.rows.map((r) => [r.label, r.tasks, r.average]),
       report.rows.map((r) => [r.label, r.tasks, r.average]),
     );
+  });
+
+  it('by default: the committed full suite, unpacked; individual models 10+ points above pretrained; AdaMerging row', async () => {
+    const out = path.join(dir, 'full');
+    const r = await runCli(
+      ['demo', '--no-stack', '--adamerging-steps', '10', '--prefix', s3Prefix('demo-full'), '--out', out, '--json'],
+      env,
+      600_000,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /unpacking the committed suite core\/suite\/packs\/mini-8-v\d+-full-seed0 into s3:/);
+    assert.doesNotMatch(r.stderr, /building the mini-8 suite/);
+    const report = JSON.parse(r.stdout) as SuiteReport;
+    assert.equal(report.size, 'full');
+    assert.deepEqual(
+      report.rows.map((x) => x.label),
+      ROWS,
+    );
+    const avg = Object.fromEntries(report.rows.map((x) => [x.method, x.average]));
+    assert.ok(avg.individual >= avg.pretrained + 0.1, JSON.stringify(avg));
+    assert.ok(avg.task_arithmetic > avg.pretrained, JSON.stringify(avg));
+    assert.equal(report.validity, undefined);
+    const ada = [...r.stderr.matchAll(/workflow (merge-demo-adamerging\S*)/g)].map((m) => m[1]);
+    assert.equal(ada.length, 1, r.stderr);
+    const d = await client.workflow.getHandle(ada[0]).describe();
+    assert.equal(d.type, 'adaMergingRun');
+    assert.equal(d.status.name, 'COMPLETED');
   });
 
   it('a bad --size or --seed is a one-line usage error with exit 2', async () => {

@@ -4,12 +4,24 @@
  * averaging, Task Arithmetic and TIES through Temporal; evaluates pretrained, individual and merged models on
  * the 8 target tasks; prints the baseline table and writes report.md/.json/.png.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
+import type { AdaRunInput } from '../../core/merge/adamerging/run_types';
+import { isDataFree } from '../../core/config/schema';
 import { buildSuite } from '../../core/suite/build';
 import { openSuite, Suite, SUITE_VERSION } from '../../core/suite/manifest';
-import { MergeRunner, reportMarkdown, suiteReport, validitySection, writeReport } from '../../core/suite/report';
+import { PACK_FILE, unpackSuite } from '../../core/suite/pack';
+import {
+  adaMergingRow,
+  MergeRunner,
+  REPORT_MERGES,
+  reportMarkdown,
+  suiteReport,
+  validitySection,
+  writeReport,
+} from '../../core/suite/report';
 import { ensureBackend } from '../../core/eval/evaluate';
 import { VERSION } from '../../core/version';
 import { normalizeUri, storeFor, joinUri } from '../../core/store';
@@ -31,9 +43,15 @@ interface DemoOptions {
   suite?: string;
   prefix?: string;
   rebuild?: boolean;
+  build?: boolean;
+  adamergingSteps: number;
+  validity: boolean;
   out?: string;
   json?: boolean;
 }
+
+/** Where the committed suite packs live (core/suite/packs/<name>, see core/suite/pack.ts). */
+const PACKS = path.resolve(__dirname, '..', '..', '..', 'core', 'suite', 'packs');
 
 const log = (s: string) => process.stderr.write(s + '\n');
 
@@ -55,6 +73,12 @@ async function demoSuite(opts: DemoOptions, bucket: string): Promise<Suite> {
     log(`using the suite built earlier at ${uri} (--rebuild builds it again)`);
     return found;
   }
+  const pack = path.join(PACKS, `mini-8-v${SUITE_VERSION}-${opts.size}-seed${opts.seed}`);
+  if (!opts.build && fs.existsSync(path.join(pack, PACK_FILE))) {
+    log(`unpacking the committed suite ${path.relative(process.cwd(), pack)} into ${uri} (--build trains it instead)`);
+    await unpackSuite(pack, uri);
+    return openSuite(uri);
+  }
   log(`building the mini-8 suite (${opts.size}, seed ${opts.seed}) into ${uri}`);
   const progress = buildProgress(process.stderr.isTTY === true);
   try {
@@ -68,29 +92,43 @@ async function demoSuite(opts: DemoOptions, bucket: string): Promise<Suite> {
 export function demoCommand(): Command {
   return new Command('demo')
     .description(
-      'the main job end to end: build the mini-8 suite into S3, merge it through Temporal (weight averaging, ' +
-        'Task Arithmetic, TIES), evaluate, print the baseline table (starts the stack if needed)',
+      'the main job end to end: put the mini-8 suite into S3, merge it through Temporal (weight averaging, ' +
+        'Task Arithmetic, TIES, layer-wise AdaMerging), evaluate, print the table (starts the stack if needed)',
     )
     .option(
       '--size <size>',
-      "suite size: 'small' (about 10 s to build) or 'full' (8-11 min, the real benchmark)",
-      'small',
+      "suite size: 'full' (the benchmark; committed, unpacked in seconds) or 'small' (a tiny build for the machinery)",
+      'full',
     )
-    .option('--seed <n>', 'suite seed', intArg('--seed'), 0)
-    .option('--suite <uri>', 'use this existing suite instead of building one')
+    .option(
+      '--seed <n>',
+      'suite seed (seed 0 of the full suite is committed; other seeds are built, 7-14 min)',
+      intArg('--seed'),
+      0,
+    )
+    .option('--suite <uri>', 'use this existing suite instead of unpacking or building one')
     .option(
       '--prefix <uri>',
       'folder (any store URI) the demo keeps its suite and merges in (default s3://$MERGEFLOW_BUCKET/demo)',
     )
-    .option('--rebuild', 'build the suite again even if the demo built it before')
+    .option('--rebuild', 'put the suite there again even if the demo did before')
+    .option('--build', 'train the suite from its seed instead of unpacking the committed one')
+    .option(
+      '--adamerging-steps <n>',
+      'Adam steps of the layer-wise AdaMerging row (0 leaves the row out)',
+      intArg('--adamerging-steps'),
+      200,
+    )
+    .option('--validity', 'also run the suite validity check (entropy vs error over 19 merges; a few minutes)', false)
     .option('--out <dir>', 'folder for report.md, report.json, report.png (default .mergeflow/demo)')
     .option('--json', 'print the report as JSON instead of Markdown')
     .option('--no-stack', 'use TEMPORAL_ADDRESS / AWS_ENDPOINT_URL_S3 as they are; do not start the local stack')
     .addHelpText(
       'after',
       '\nThe suite is kept at <prefix>/mini-8-v<version>-<size>-seed<seed>, so a second run only merges and\n' +
-        'evaluates. The small suite checks the machinery; its models are too small for the methods to differ much.\n' +
-        'Run `mergeflow demo --size full` once for the table that separates them.',
+        'evaluates. The full suite of seed 0 is committed (core/suite/packs, models as F16) and unpacked in seconds;\n' +
+        'the task data is rebuilt from the seed and checked against the packed hashes. --build trains it instead.\n' +
+        'The small suite checks the machinery; its models are too small for the methods to differ.',
     )
     .action(async (opts: DemoOptions) => {
       if (opts.size !== 'small' && opts.size !== 'full')
@@ -112,11 +150,10 @@ export function demoCommand(): Command {
       const merge: MergeRunner = async (config, method) => {
         const runId = newRunId(`demo-${method}`);
         log(`${method}: workflow ${runId} -> ${config.output}`);
-        const handle = await client.workflow.start('dataFreeMerge', {
-          taskQueue: target.taskQueue,
-          workflowId: runId,
-          args: [{ config } satisfies MergeRunInput],
-        });
+        const start = { taskQueue: target.taskQueue, workflowId: runId };
+        const handle = isDataFree(config)
+          ? await client.workflow.start('dataFreeMerge', { ...start, args: [{ config } satisfies MergeRunInput] })
+          : await client.workflow.start('adaMergingRun', { ...start, args: [{ config } satisfies AdaRunInput] });
         const r = await follow<MergeResult>(handle, {
           bar: process.stderr.isTTY === true,
           quiet: process.stderr.isTTY !== true,
@@ -126,7 +163,15 @@ export function demoCommand(): Command {
       let report;
       try {
         report = await affinityWorker.runUntil(
-          worker.runUntil(suiteReport(suite.uri, { merge, onEvent: opts.json ? undefined : reportProgress() })),
+          worker.runUntil(
+            suiteReport(suite.uri, {
+              merge,
+              merges:
+                opts.adamergingSteps > 0 ? [...REPORT_MERGES, adaMergingRow(opts.adamergingSteps)] : REPORT_MERGES,
+              validity: opts.validity,
+              onEvent: opts.json ? undefined : reportProgress(),
+            }),
+          ),
         );
       } finally {
         await connection.close();
@@ -137,6 +182,10 @@ export function demoCommand(): Command {
       else {
         process.stdout.write(reportMarkdown(report));
         if (report.validity) process.stdout.write(validitySection(report.validity));
+        else
+          log(
+            `\nthe suite's validity check (does entropy track error?): mergeflow demo --validity, or mergeflow suite report ${suite.uri}`,
+          );
         console.log(
           `\nwritten: ${files.md}, ${files.json}, ${files.png}${files.validityPng ? `, ${files.validityPng}` : ''}`,
         );

@@ -6,7 +6,7 @@
  * report.json and report.png (+ report.svg).
  */
 import { validateConfig } from '../config/load';
-import type { MergeConfig } from '../config/schema';
+import { isDataFree, type MergeConfig } from '../config/schema';
 import { evaluateModel, SuiteAccuracy, ensureBackend, TaskEvalSpec } from '../eval/evaluate';
 import { runLocalMerge } from '../pipeline/local';
 import { joinUri, normalizeUri, putObject } from '../store';
@@ -43,7 +43,13 @@ export interface SuiteReport {
   validity?: ValidityReport;
 }
 
-export const REPORT_MERGES: readonly { method: string; label: string; parameters: Record<string, unknown> }[] = [
+export interface ReportMerge {
+  method: string;
+  label: string;
+  parameters: Record<string, unknown>;
+}
+
+export const REPORT_MERGES: readonly ReportMerge[] = [
   { method: 'weight_average', label: 'Weight Averaging', parameters: {} },
   { method: 'task_arithmetic', label: 'Task Arithmetic', parameters: { scaling: 0.3 } },
   { method: 'ties', label: 'TIES-Merging', parameters: { scaling: 0.3, keep: 0.2 } },
@@ -66,9 +72,20 @@ export interface ReportOptions {
   merge?: MergeRunner;
   /** Run the validity check (entropy vs error over a Task Arithmetic sweep; default true). */
   validity?: boolean;
+  /** The merge rows, in order (default REPORT_MERGES; the demo adds layer-wise AdaMerging). */
+  merges?: readonly ReportMerge[];
+}
+
+/** The AdaMerging row of the demo: layer-wise, `steps` Adam steps, the other parameters at their defaults. */
+export function adaMergingRow(steps: number): ReportMerge {
+  return { method: 'adamerging', label: 'AdaMerging (layer-wise)', parameters: { granularity: 'layer', steps } };
 }
 
 const localMerge: MergeRunner = async (config, method) => {
+  if (!isDataFree(config))
+    throw new Error(
+      `the in-process report runs data-free merges only; run ${method} through Temporal (mergeflow demo)`,
+    );
   await runLocalMerge(config, `report-${method}`);
 };
 
@@ -122,7 +139,7 @@ export async function suiteReport(suiteUri: string, opts: ReportOptions = {}): P
   const indAvg = targets.reduce((a, n) => a + ind[n], 0) / Math.max(1, total);
   push({ method: 'individual', label: 'Individual', tasks: ind, average: indAvg, seconds: (Date.now() - t) / 1000 });
 
-  for (const m of REPORT_MERGES) {
+  for (const m of opts.merges ?? REPORT_MERGES) {
     t = Date.now();
     emit({ phase: 'merge', row: m.method, state: 'start' });
     const doc = suiteMergeConfig(suite, { method: m.method, parameters: m.parameters });
