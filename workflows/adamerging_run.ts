@@ -37,6 +37,7 @@ import type {
 } from '../core/merge/adamerging/run_types';
 import { TimeoutType } from '@temporalio/common';
 import type { RetryPolicy } from '@temporalio/common';
+import { autoEpochSteps } from '../core/merge/adamerging/epoch_size';
 import { NON_RETRYABLE } from './data_free_merge';
 import { MergeMethod, MergeStatus } from './search_attributes';
 
@@ -157,6 +158,22 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
     };
   };
   const parallel = cfg.parameters.parallel === 'tasks';
+  /** The configured epoch length, or under `auto` one sized from the run's timings so far (epoch_size.ts). */
+  const epochSteps = (carried: AdaCarried): number => {
+    const n = cfg.parameters.steps_per_epoch;
+    if (n !== 'auto') return n;
+    return autoEpochSteps(
+      {
+        steps: carried.step,
+        epochs: carried.epochs,
+        epochWall: carried.epochWall,
+        stepSeconds: carried.stepSeconds,
+        checkpointSeconds: carried.checkpointSeconds ?? 0,
+        loadSeconds: carried.loadSeconds ?? 0,
+      },
+      parallel,
+    );
+  };
 
   let c: AdaCarried | undefined = input.carried;
   let fromStep = c?.step ?? 0;
@@ -185,7 +202,7 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
         plan: c.plan,
         stateUri: c.stateUri,
         fromStep,
-        steps: Math.min(cfg.parameters.steps_per_epoch, steps - fromStep),
+        steps: Math.min(epochSteps(c), steps - fromStep),
       };
       const r: EpochResult = parallel ? await parallelEpoch(spec) : await epoch(spec, c.queue);
       c = {

@@ -22,7 +22,10 @@ export const adamergingParams = strictObject({
   clamp: z.boolean().default(true).describe('clamp λ to [0, 1] when building the merged weights'),
   keep: z.number().gt(0).lte(1).default(0.2).describe('AdaMerging++: fraction of each task vector kept'),
   seed: z.number().int().min(0).default(0).describe('seed of the batch order'),
-  steps_per_epoch: posInt.default(50).describe('optimiser steps per activity'),
+  steps_per_epoch: z
+    .union([posInt, z.literal('auto')])
+    .default('auto')
+    .describe('optimiser steps per activity; auto sizes them from the run so orchestration stays under 5 %'),
   parallel: z
     .enum(['none', 'tasks'])
     .default('none')
