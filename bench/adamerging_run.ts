@@ -41,7 +41,10 @@ async function activitySeconds(client: Client, workflowId: string, first: string
       .getHandle(workflowId, runId)
       .fetchHistory();
     for (const e of hist.events ?? []) {
-      const p = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+      // activity results, and local activity results (the parallel reduce) in their markers
+      const p =
+        e.activityTaskCompletedEventAttributes?.result?.payloads?.[0] ??
+        e.markerRecordedEventAttributes?.details?.data?.payloads?.[0];
       if (!p) continue;
       const v = defaultPayloadConverter.fromPayload<Record<string, unknown>>(p);
       const kind = 'gradUri' in v ? 'gradient' : 'lossPerTask' in v && !('resumedFrom' in v) ? 'reduce' : undefined;
