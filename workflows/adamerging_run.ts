@@ -6,7 +6,7 @@
  * continues as new every `epochsPerRun` epochs (or when the server suggests it), carrying them.
  *
  * With `parallel: tasks` an epoch is run from here instead: each step fans out one gradient activity per task
- * (any worker) and then one reduce (a local activity) sums them in task order and takes the Adam step. The gradients and
+ * (any worker) and then one reduce activity sums them in task order and takes the Adam step. The gradients and
  * states travel as store URIs; the epoch's state and losses files are the ones the sequential epoch writes.
  */
 import {
@@ -20,7 +20,6 @@ import {
   isCancellation,
   log,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -114,9 +113,6 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
     return long.adaMergingEpoch(e);
   };
 
-  // the reduce is small (K gradients of λ's size, one state): a local activity on the worker running this
-  // workflow task saves a trip through the task queue every step
-  const reduce = proxyLocalActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: RETRY });
   /** `parallel: tasks`: the epoch's steps, each K gradient activities on any worker and one reduce. */
   const parallelEpoch = async (e: EpochInput): Promise<EpochResult> => {
     const t0 = Date.now();
@@ -130,7 +126,7 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
       const grads = await Promise.all(
         e.plan.tasks.map((_, task) => long.adaMergingTaskGradient({ plan: e.plan, stateUri, step, task })),
       );
-      last = await reduce.adaMergingApplyStep({
+      last = await quick.adaMergingApplyStep({
         plan: e.plan,
         stateUri,
         fromStep: e.fromStep,
