@@ -13,7 +13,17 @@ import { ensureBackend } from '../core/eval/evaluate';
 import { EpochStoppedError, latestCheckpoint, runEpoch } from '../core/merge/adamerging/epoch';
 import { mergeWithTable, writeLambdaTable } from '../core/merge/adamerging/final_merge';
 import { AdaPublished, AdaPublishInput, publishAdaMerging } from '../core/merge/adamerging/publish';
-import type { AdaPlan, EpochHeartbeat, EpochInput, EpochResult } from '../core/merge/adamerging/run_types';
+import { applyTaskGradients, computeTaskGradient } from '../core/merge/adamerging/parallel';
+import type {
+  AdaPlan,
+  ApplyStepInput,
+  ApplyStepResult,
+  EpochHeartbeat,
+  EpochInput,
+  EpochResult,
+  TaskGradientInput,
+  TaskGradientResult,
+} from '../core/merge/adamerging/run_types';
 import {
   AdaSession,
   disposeSession,
@@ -27,8 +37,20 @@ import type { Committed } from '../core/store/types';
 /** One session at a time: a worker serves one AdaMerging run's epochs (the GPU or CPU is busy anyway). */
 const sessions = new Map<string, Promise<AdaSession>>();
 
-async function session(plan: AdaPlan): Promise<{ s: AdaSession; hit: boolean }> {
-  const key = await sessionKey(plan);
+/**
+ * `parallel: tasks` asks for the session K times a step; its content key (a stat of every input) is taken once
+ * per run and worker, and again only when the session was dropped.
+ */
+const runKeys = new Map<string, string>();
+const runOf = (plan: AdaPlan) => `${plan.runId}|${plan.workPrefix}|${(plan.taskVectors ?? []).join(',')}`;
+
+async function session(plan: AdaPlan, opts: { keyOnce?: boolean } = {}): Promise<{ s: AdaSession; hit: boolean }> {
+  const known = opts.keyOnce ? runKeys.get(runOf(plan)) : undefined;
+  const key = known && sessions.has(known) ? known : await sessionKey(plan);
+  if (opts.keyOnce) {
+    runKeys.clear();
+    runKeys.set(runOf(plan), key);
+  }
   const cached = sessions.get(key);
   if (cached) return { s: await cached, hit: true };
   for (const [k, old] of sessions) {
@@ -97,6 +119,24 @@ export function createAdaMergingActivities(opts: { workerQueue?: string } = {}) 
         }
         throw e;
       }
+    },
+
+    /** `parallel: tasks`: one task's gradient at one step (on any worker; the session cache saves the load). */
+    async adaMergingTaskGradient(input: TaskGradientInput): Promise<TaskGradientResult> {
+      await ensureBackend();
+      const tLoad = performance.now();
+      const { s, hit } = await session(input.plan, { keyOnce: true });
+      Context.current().heartbeat({ step: input.step, task: input.task });
+      const t0 = performance.now();
+      const r = await computeTaskGradient(s, input.plan, input);
+      return { ...r, seconds: (performance.now() - t0) / 1000, loadSeconds: (t0 - tLoad) / 1000, cacheHit: hit };
+    },
+
+    /** `parallel: tasks`: the reduce of one step (sum in task order, Adam, state). Needs no model. */
+    async adaMergingApplyStep(input: ApplyStepInput): Promise<ApplyStepResult> {
+      const t0 = performance.now();
+      const r = await applyTaskGradients(input);
+      return { ...r, seconds: (performance.now() - t0) / 1000 };
     },
 
     /** The latest checkpoint of the epoch from `fromStep` (after a cancel: the run's last usable state). */

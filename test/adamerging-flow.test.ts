@@ -11,7 +11,8 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { validateConfig } from '../core/config/load';
 import type { AdamergingConfig } from '../core/config/schema';
 import { OptimizerStep, runAdaMergingLocal, LocalRunResult } from '../core/merge/adamerging/local_run';
-import type { AdaProgress, AdaResult, AdaRunInput, EpochResult } from '../core/merge/adamerging/run_types';
+import { latestCheckpoint } from '../core/merge/adamerging/epoch';
+import type { AdaPlan, AdaProgress, AdaResult, AdaRunInput, EpochResult } from '../core/merge/adamerging/run_types';
 import { ADAM_DEFAULTS, adamInit, AdamState, adamStep } from '../core/optim/adam';
 import { loadAdamState } from '../core/optim/state';
 import { fromFloat64, SafetensorsFile } from '../core/safetensors';
@@ -172,6 +173,13 @@ test(
     const victim = workers.find((w) => identity.startsWith(`${w.pid}@`));
     assert.ok(victim, `the epoch runs on one of our workers (${identity})`);
     victim.kill('SIGKILL');
+    // every checkpoint the killed attempt wrote (its retry waits out the 4 s heartbeat timeout before it writes)
+    const lastWritten = await latestCheckpoint(
+      { workPrefix: `${prefix}/out/kill/.mergeflow-work/${runId}/` } as AdaPlan,
+      8,
+      16,
+    );
+    assert.ok(lastWritten && lastWritten.step >= 10);
     const r = (await h.result()) as AdaResult;
     await assertMatchesReference(r, 'SIGKILL mid-epoch');
     const epochs = await epochResults(h);
@@ -180,7 +188,9 @@ test(
       resumed,
       `an epoch resumed from a mid-epoch checkpoint: ${JSON.stringify(epochs.map((e) => e.resumedFrom))}`,
     );
-    assert.ok(resumed.resumedFrom >= 10, 'at most checkpoint_every steps were lost');
+    // steps recomputed ≤ M: the retry resumed from the last state the killed attempt wrote, and that attempt got
+    // at most M = 2 steps past it (the M-th would have written the next checkpoint before going on)
+    assert.equal(resumed.resumedFrom, lastWritten.step, 'resumed from the last state written before the kill');
     assert.ok(!resumed.queue.endsWith(`-${victim.pid}`), 'a surviving worker finished it');
     t.diagnostic(
       `killed pid ${victim.pid} after step 10; the retry resumed from step ${resumed.resumedFrom} on ${resumed.queue}`,

@@ -24,7 +24,14 @@ import {
 } from '../core/merge/adamerging/coefficients';
 import { disposeTaskVectorStack, mergedParams, stackTaskVectors } from '../core/merge/adamerging/merged';
 import { meanEntropy } from '../core/merge/adamerging/entropy';
-import { AdaMergingModel, entropyLossAndGrad, entropyLosses, UnlabeledBatch } from '../core/merge/adamerging/gradient';
+import {
+  AdaMergingModel,
+  entropyLossAndGrad,
+  entropyLosses,
+  sumTaskGradients,
+  taskEntropyLossAndGrad,
+  UnlabeledBatch,
+} from '../core/merge/adamerging/gradient';
 import { BatchPlan, BatchRowCursor, epochOrder, stepBatches } from '../core/merge/adamerging/batches';
 import { taskVectorThreshold, tiesTaskVectors } from '../core/merge/adamerging/ties_vectors';
 import { OptimizerStep, runAdaMergingLocal } from '../core/merge/adamerging/local_run';
@@ -229,6 +236,32 @@ describe('AdaMerging λ gradient', () => {
       p.dispose();
     }
   });
+
+  for (const granularity of ['task', 'layer'] as const) {
+    it(`${granularity}-wise: the per-task gradients (parallel: tasks) summed in task order are the step's, bit for bit`, () => {
+      const p = problem(granularity, 3, 2);
+      try {
+        const lambda = spreadLambda(lambdaSize(p.model.layout), 5);
+        const whole = entropyLossAndGrad(p.model, p.heads, lambda, p.batches);
+        const before = tf.memory().numTensors;
+        const per = p.heads.map((h, k) => taskEntropyLossAndGrad(p.model, h, lambda, p.batches[k]));
+        assert.equal(tf.memory().numTensors, before, 'taskEntropyLossAndGrad leaked tensors');
+        assert.deepEqual(
+          per.map((x) => x.loss),
+          whole.lossPerTask,
+        );
+        const summed = sumTaskGradients(per.map((x) => x.grad));
+        assert.ok(Buffer.from(summed.buffer).equals(Buffer.from(whole.grad.buffer)), 'same gradient bytes');
+        // each task contributes: dropping one changes the sum
+        assert.ok(
+          !Buffer.from(sumTaskGradients(per.slice(1).map((x) => x.grad)).buffer).equals(Buffer.from(summed.buffer)),
+        );
+        assert.throws(() => sumTaskGradients([per[0].grad, per[1].grad.subarray(1)]), /task 1's gradient has/);
+      } finally {
+        p.dispose();
+      }
+    });
+  }
 
   for (const granularity of ['task', 'layer'] as const) {
     it(`${granularity}-wise clamp: λ outside [0, 1] builds the clamped weights and has zero gradient`, () => {

@@ -5,6 +5,9 @@
  * would break in-flight runs fails here. Re-record with
  *   node dist/bench/adamerging_run.js --steps 4 --steps-per-epoch 2 --checkpoint-every 1 --granularity task \
  *     --variant ties --labeled --epochs-per-run 1 --record test/fixtures/histories
+ * The `parallel: tasks` pair (adamerging-parallel-run-0/1.json, renamed from the bench's names) was recorded with
+ *   node dist/bench/adamerging_run.js --steps 4 --steps-per-epoch 2 --checkpoint-every 1 --granularity task \
+ *     --parallel tasks --epochs-per-run 1 --record DIR
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +35,20 @@ test('recorded AdaMerging histories replay against the current workflow code', {
   await Worker.runReplayHistory({ workflowsPath }, h0, 'adamerging-run-0');
   await Worker.runReplayHistory({ workflowsPath }, h1, 'adamerging-run-1');
 });
+
+test(
+  'a recorded parallel: tasks run (gradient fan-out, reduce, continue-as-new) replays',
+  { timeout: 120_000 },
+  async () => {
+    const workflowsPath = require.resolve('../workflows');
+    for (const i of [0, 1]) {
+      const h = historyFromFixture(fs.readFileSync(path.join(DIR, `adamerging-parallel-run-${i}.json`), 'utf8'));
+      const names = (h.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
+      assert.ok(names.includes('adaMergingTaskGradient') && names.includes('adaMergingApplyStep'), `run ${i} fans out`);
+      await Worker.runReplayHistory({ workflowsPath }, h, `adamerging-parallel-run-${i}`);
+    }
+  },
+);
 
 test('an incompatible change of the workflow fails the replay', { timeout: 120_000 }, async () => {
   await assert.rejects(

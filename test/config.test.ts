@@ -141,7 +141,8 @@ test('each method gets its own defaults; the suite block is declared and kept', 
     clamp: true,
     keep: 0.2,
     seed: 0,
-    steps_per_epoch: 50,
+    steps_per_epoch: 'auto',
+    parallel: 'none',
     checkpoint_every: 10,
   });
   assert.equal(ada.tasks[0].head, 'file:///m/heads/mnist.safetensors');

@@ -4,6 +4,10 @@
  * tensors (its own task queue) and to any worker when that one is gone → the final merge through the linear
  * kernel → evaluation when the data carry labels → publish. The workflow holds URIs and scalars only; it
  * continues as new every `epochsPerRun` epochs (or when the server suggests it), carrying them.
+ *
+ * With `parallel: tasks` an epoch is run from here instead: each step fans out one gradient activity per task
+ * (any worker) and then one reduce activity sums them in task order and takes the Adam step. The gradients and
+ * states travel as store URIs; the epoch's state and losses files are the ones the sequential epoch writes.
  */
 import {
   ActivityCancellationType,
@@ -27,11 +31,13 @@ import type {
   AdaProgress,
   AdaResult,
   AdaRunInput,
+  ApplyStepResult,
   EpochInput,
   EpochResult,
 } from '../core/merge/adamerging/run_types';
 import { TimeoutType } from '@temporalio/common';
 import type { RetryPolicy } from '@temporalio/common';
+import { autoEpochSteps } from '../core/merge/adamerging/epoch_size';
 import { NON_RETRYABLE } from './data_free_merge';
 import { MergeMethod, MergeStatus } from './search_attributes';
 
@@ -107,6 +113,68 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
     return long.adaMergingEpoch(e);
   };
 
+  /** `parallel: tasks`: the epoch's steps, each K gradient activities on any worker and one reduce. */
+  const parallelEpoch = async (e: EpochInput): Promise<EpochResult> => {
+    const t0 = Date.now();
+    const end = e.fromStep + e.steps;
+    let stateUri = e.stateUri;
+    let last: ApplyStepResult | undefined;
+    let stepSeconds = 0;
+    let loadSeconds = 0;
+    let hits = true;
+    for (let step = e.fromStep; step < end; step++) {
+      const grads = await Promise.all(
+        e.plan.tasks.map((_, task) => long.adaMergingTaskGradient({ plan: e.plan, stateUri, step, task })),
+      );
+      last = await quick.adaMergingApplyStep({
+        plan: e.plan,
+        stateUri,
+        fromStep: e.fromStep,
+        step,
+        end,
+        gradUris: grads.map((g) => g.gradUri),
+      });
+      stateUri = last.stateUri;
+      // the critical path's compute: the slowest task's gradient, then the reduce
+      stepSeconds += Math.max(...grads.map((g) => g.seconds)) + last.seconds;
+      loadSeconds += Math.max(...grads.map((g) => g.loadSeconds));
+      hits &&= grads.every((g) => g.cacheHit);
+      Object.assign(progress, { done: last.step, stateUri, lossPerTask: last.lossPerTask, lambda: last.summary });
+    }
+    if (!last?.lossesUri) throw new Error(`AdaMerging: the parallel epoch from step ${e.fromStep} ran no step`);
+    return {
+      stateUri: last.stateUri,
+      step: last.step,
+      lossesUri: last.lossesUri,
+      lastLoss: last.lossPerTask,
+      summary: last.summary,
+      queue: '',
+      resumedFrom: e.fromStep,
+      seconds: (Date.now() - t0) / 1000,
+      stepSeconds,
+      checkpointSeconds: 0,
+      loadSeconds,
+      cacheHit: hits,
+    };
+  };
+  const parallel = cfg.parameters.parallel === 'tasks';
+  /** The configured epoch length, or under `auto` one sized from the run's timings so far (epoch_size.ts). */
+  const epochSteps = (carried: AdaCarried): number => {
+    const n = cfg.parameters.steps_per_epoch;
+    if (n !== 'auto') return n;
+    return autoEpochSteps(
+      {
+        steps: carried.step,
+        epochs: carried.epochs,
+        epochWall: carried.epochWall,
+        stepSeconds: carried.stepSeconds,
+        checkpointSeconds: carried.checkpointSeconds ?? 0,
+        loadSeconds: carried.loadSeconds ?? 0,
+      },
+      parallel,
+    );
+  };
+
   let c: AdaCarried | undefined = input.carried;
   let fromStep = c?.step ?? 0;
   try {
@@ -130,21 +198,19 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
       }
       fromStep = c.step;
       const t0 = Date.now();
-      const r = await epoch(
-        {
-          plan: c.plan,
-          stateUri: c.stateUri,
-          fromStep,
-          steps: Math.min(cfg.parameters.steps_per_epoch, steps - fromStep),
-        },
-        c.queue,
-      );
+      const spec: EpochInput = {
+        plan: c.plan,
+        stateUri: c.stateUri,
+        fromStep,
+        steps: Math.min(epochSteps(c), steps - fromStep),
+      };
+      const r: EpochResult = parallel ? await parallelEpoch(spec) : await epoch(spec, c.queue);
       c = {
         ...c,
         stateUri: r.stateUri,
         step: r.step,
         epochs: c.epochs + 1,
-        queue: r.queue,
+        queue: r.queue || undefined,
         lastLoss: r.lastLoss,
         summary: r.summary,
         epochWall: c.epochWall + (Date.now() - t0) / 1000,

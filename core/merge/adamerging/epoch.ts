@@ -4,10 +4,11 @@
  * epoch cut short resumes from its last checkpoint and loses at most M steps. Step t reads the rows of
  * (seed, task, t) only, so a resumed or retried step computes the same gradient, bit for bit.
  */
-import { ADAM_DEFAULTS, adamInit, AdamState, adamStep } from '../../optim/adam';
+import type { AdamState } from '../../optim/adam';
 import { loadAdamState, saveAdamState } from '../../optim/state';
 import { putObject, storeFor } from '../../store';
-import { clampLambda, initLambda, summarizeLambda, LambdaSummary } from './coefficients';
+import { summarizeLambda, LambdaLayout, LambdaSummary } from './coefficients';
+import { advance, initialState } from './adam_step';
 import { entropyLossAndGrad, UnlabeledBatch } from './gradient';
 import type { AdaPlan, LossRecord } from './run_types';
 import { lossesKey, stateKey, stepOfStateKey } from './run_types';
@@ -63,17 +64,9 @@ export async function latestCheckpoint(
   return best;
 }
 
-function adamOptions(plan: AdaPlan) {
-  return { ...ADAM_DEFAULTS, lr: plan.params.lr };
-}
-
-/** λ as the weights use it (clamped when on), for the task-wise loss records. */
-function usedLambda(plan: AdaPlan, params: Float64Array): number[] {
-  return Array.from(plan.params.clamp ? clampLambda(Float32Array.from(params)) : Float32Array.from(params));
-}
-
-async function startState(
-  session: AdaSession,
+/** The state an epoch (or a step of it) starts from, with the epoch's loss records so far. */
+export async function startState(
+  layout: LambdaLayout,
   plan: AdaPlan,
   spec: EpochSpec,
   resume: { step: number; stateUri: string } | undefined,
@@ -93,8 +86,26 @@ async function startState(
     return { state, records: [] };
   }
   if (spec.fromStep !== 0) throw new Error(`AdaMerging epoch from step ${spec.fromStep} needs a state`);
-  const lambda = initLambda(session.layout, plan.params.init);
-  return { state: adamInit(Float64Array.from(lambda), [lambda.length]), records: [] };
+  return { state: initialState(plan, layout), records: [] };
+}
+
+/** The state after a step, at its step-numbered key, with the epoch's start and loss records so far. */
+export async function writeEpochState(
+  plan: AdaPlan,
+  state: AdamState,
+  fromStep: number,
+  records: readonly LossRecord[],
+): Promise<string> {
+  const uri = stateKey(plan, state.step);
+  await saveAdamState(uri, state, { from_step: String(fromStep), losses: JSON.stringify(records) });
+  return uri;
+}
+
+/** An epoch's losses file (one record per step, in step order). */
+export async function writeEpochLosses(plan: AdaPlan, fromStep: number, records: readonly LossRecord[]) {
+  const uri = lossesKey(plan, fromStep);
+  await putObject(uri, Buffer.from(JSON.stringify(records) + '\n'));
+  return uri;
 }
 
 export async function runEpoch(
@@ -106,8 +117,7 @@ export async function runEpoch(
 ): Promise<EpochOutcome> {
   const end = spec.fromStep + spec.steps;
   const every = plan.params.checkpoint_every;
-  const taskWise = plan.params.granularity === 'task';
-  const start = await startState(session, plan, spec, resume);
+  const start = await startState(session.layout, plan, spec, resume);
   const records = start.records;
   let state = start.state;
   const resumedFrom = state.step;
@@ -115,8 +125,7 @@ export async function runEpoch(
   let checkpointSeconds = 0;
   const save = async (): Promise<string> => {
     const t0 = performance.now();
-    const uri = stateKey(plan, state.step);
-    await saveAdamState(uri, state, { from_step: String(spec.fromStep), losses: JSON.stringify(records) });
+    const uri = await writeEpochState(plan, state, spec.fromStep, records);
     checkpointSeconds += (performance.now() - t0) / 1000;
     return uri;
   };
@@ -135,10 +144,9 @@ export async function runEpoch(
       Float32Array.from(state.params),
       batches,
     );
-    if (!lossPerTask.every(Number.isFinite) || !grad.every(Number.isFinite))
-      throw new Error(`AdaMerging: non-finite loss or gradient at step ${step} (losses ${lossPerTask.join(', ')})`);
-    state = adamStep(state, grad, adamOptions(plan), step + 1);
-    records.push({ step, loss: lossPerTask, ...(taskWise ? { lambda: usedLambda(plan, state.params) } : {}) });
+    const next = advance(plan, state, grad, lossPerTask, step);
+    state = next.state;
+    records.push(next.record);
     stepSeconds += (performance.now() - t0) / 1000;
     const due = (state.step - spec.fromStep) % every === 0 || state.step === end;
     let written: string | undefined;
@@ -150,8 +158,7 @@ export async function runEpoch(
     await hooks.onStep?.(state.step, written);
   }
   if (state.step !== end || !stateUri) stateUri = await save();
-  const lossesUri = lossesKey(plan, spec.fromStep);
-  await putObject(lossesUri, Buffer.from(JSON.stringify(records) + '\n'));
+  const lossesUri = await writeEpochLosses(plan, spec.fromStep, records);
   return {
     stateUri,
     step: state.step,

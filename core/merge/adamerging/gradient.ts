@@ -3,8 +3,10 @@
  * over task k's unlabeled inputs. Labels are not part of the input.
  *
  * θ(λ) is built once. Then, one task and one batch at a time (one forward/backward graph alive at a time, so
- * memory does not grow with K), ∂loss_k/∂θ is taken and summed into G = ∂loss/∂θ; last, ∂loss/∂λ is G
- * pulled back through θ(λ) (merged.ts lambdaGradient). With several batches per task, a task's loss is the
+ * memory does not grow with K), ∂loss_k/∂θ is taken, pulled back through θ(λ) to ∂loss_k/∂λ (merged.ts
+ * lambdaGradient), and the K small gradients are summed in task order. Summing per task in λ-space (not in
+ * θ-space) is what lets the `parallel: tasks` mode, which computes each task on its own worker, give the same
+ * bits as one worker. With several batches per task, a task's loss is the
  * mean over its batches (equal batch sizes: the mean entropy over all its inputs).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -77,12 +79,79 @@ function batchLoss(
   head: ClassificationHead,
   x: tf.Tensor4D,
   batch: LabeledBatch,
-  objective: BatchObjective,
+  objective: BatchObjective = entropyObjective,
 ): tf.Scalar {
   return tf.tidy(() => objective(headLogits(head, clipVisionForward(params, config, x)), batch));
 }
 
-/** Loss per task and ∂loss/∂λ at `lambda` on the given batches (batches[k]: task k's). */
+/**
+ * Task k's loss and ∂loss_k/∂λ on its batches, given θ(λ) already built (`merged`, from `lam`): ∂loss_k/∂θ is
+ * accumulated over the task's batches, then pulled back to λ.
+ */
+function taskGradOnMerged(
+  model: AdaMergingModel,
+  merged: Params,
+  lam: tf.Tensor1D,
+  head: ClassificationHead,
+  batches: readonly LabeledBatch[],
+  objective: BatchObjective = entropyObjective,
+): { loss: number; grad: Float32Array } {
+  const { layout, config } = model;
+  const names = layout.tensors;
+  const thetaList = names.map((n) => merged[n]);
+  let acc: Params | undefined;
+  let loss = 0;
+  const w = 1 / batches.length;
+  try {
+    for (const b of batches) {
+      const x = tf.tensor4d(b.inputs, b.shape);
+      try {
+        const { value, grads } = tf.valueAndGrads((...ts: tf.Tensor[]) => {
+          const m: Params = {};
+          names.forEach((n, l) => (m[n] = ts[l]));
+          return batchLoss(withMerged(model.base, m), config, head, x, b, objective);
+        })(thetaList);
+        loss += value.dataSync()[0] * w;
+        const prev = acc;
+        acc = tf.tidy(() => {
+          const next: Params = {};
+          names.forEach((n, l) => {
+            const g = w === 1 ? grads[l] : tf.mul(grads[l], w);
+            next[n] = prev ? tf.add(prev[n], g) : tf.clone(g);
+          });
+          return next;
+        });
+        tf.dispose([value, ...grads]);
+        if (prev) tf.dispose(Object.values(prev));
+      } finally {
+        x.dispose();
+      }
+    }
+    return { loss, grad: lambdaGradient(layout, model.taskVectors, acc!, lam, { clamp: model.clamp ?? true }) };
+  } finally {
+    if (acc) tf.dispose(Object.values(acc));
+  }
+}
+
+/**
+ * ∂loss/∂λ from the per-task gradients: summed in task order in float64, rounded to float32 once. Both the
+ * sequential step and the `parallel: tasks` reduce use this, so they give the same bits.
+ */
+export function sumTaskGradients(grads: readonly ArrayLike<number>[]): Float32Array {
+  if (grads.length === 0) throw new Error('AdaMerging: no task gradients to sum');
+  const n = grads[0].length;
+  const acc = new Float64Array(n);
+  grads.forEach((g, k) => {
+    if (g.length !== n) throw new Error(`AdaMerging: task ${k}'s gradient has ${g.length} values, expected ${n}`);
+    for (let i = 0; i < n; i++) acc[i] += g[i];
+  });
+  return Float32Array.from(acc);
+}
+
+/**
+ * Loss per task and ∂loss/∂λ at `lambda` on the given batches (batches[k]: task k's). θ(λ) is built once; each
+ * task's gradient is pulled back to λ on its own and the K gradients are summed by sumTaskGradients.
+ */
 export function entropyLossAndGrad(
   model: AdaMergingModel,
   heads: readonly ClassificationHead[],
@@ -90,51 +159,37 @@ export function entropyLossAndGrad(
   batches: readonly (readonly LabeledBatch[])[],
   objective: BatchObjective = entropyObjective,
 ): LossAndGrad {
-  const { layout, config } = model;
+  const { layout } = model;
   checkLambda(layout, lambda);
   checkInputs(model, heads, batches);
-  const names = layout.tensors;
-  const clamp = model.clamp ?? true;
   const lam = tf.tensor1d(lambda);
-  const merged = mergedParams(layout, model.base, model.taskVectors, lam, { clamp });
-  const thetaList = names.map((n) => merged[n]);
-  let acc: Params | undefined;
-  const lossPerTask: number[] = [];
+  const merged = mergedParams(layout, model.base, model.taskVectors, lam, { clamp: model.clamp ?? true });
   try {
-    heads.forEach((head, k) => {
-      let loss = 0;
-      const w = 1 / batches[k].length;
-      for (const b of batches[k]) {
-        const x = tf.tensor4d(b.inputs, b.shape);
-        try {
-          const { value, grads } = tf.valueAndGrads((...ts: tf.Tensor[]) => {
-            const m: Params = {};
-            names.forEach((n, l) => (m[n] = ts[l]));
-            return batchLoss(withMerged(model.base, m), config, head, x, b, objective);
-          })(thetaList);
-          loss += value.dataSync()[0] * w;
-          const prev = acc;
-          acc = tf.tidy(() => {
-            const next: Params = {};
-            names.forEach((n, l) => {
-              const g = w === 1 ? grads[l] : tf.mul(grads[l], w);
-              next[n] = prev ? tf.add(prev[n], g) : tf.clone(g);
-            });
-            return next;
-          });
-          tf.dispose([value, ...grads]);
-          if (prev) tf.dispose(Object.values(prev));
-        } finally {
-          x.dispose();
-        }
-      }
-      lossPerTask.push(loss);
-    });
-    const grad = lambdaGradient(layout, model.taskVectors, acc!, lam, { clamp });
-    return { lossPerTask, grad };
+    const per = heads.map((head, k) => taskGradOnMerged(model, merged, lam, head, batches[k], objective));
+    return { lossPerTask: per.map((p) => p.loss), grad: sumTaskGradients(per.map((p) => p.grad)) };
   } finally {
     tf.dispose([lam, ...Object.values(merged)]);
-    if (acc) tf.dispose(Object.values(acc));
+  }
+}
+
+/**
+ * One task's loss and ∂loss_k/∂λ at `lambda` (the `parallel: tasks` unit of work): the same numbers as task k's
+ * share of entropyLossAndGrad, bit for bit.
+ */
+export function taskEntropyLossAndGrad(
+  model: AdaMergingModel,
+  head: ClassificationHead,
+  lambda: Float32Array,
+  batches: readonly UnlabeledBatch[],
+): { loss: number; grad: Float32Array } {
+  checkLambda(model.layout, lambda);
+  if (batches.length === 0) throw new Error('AdaMerging: no batch for the task');
+  const lam = tf.tensor1d(lambda);
+  const merged = mergedParams(model.layout, model.base, model.taskVectors, lam, { clamp: model.clamp ?? true });
+  try {
+    return taskGradOnMerged(model, merged, lam, head, batches);
+  } finally {
+    tf.dispose([lam, ...Object.values(merged)]);
   }
 }
 
@@ -154,9 +209,7 @@ export function entropyLosses(
     return heads.map((head, k) => {
       let loss = 0;
       for (const b of batches[k]) {
-        const v = tf.tidy(() =>
-          batchLoss(params, model.config, head, tf.tensor4d(b.inputs, b.shape), b, entropyObjective),
-        );
+        const v = tf.tidy(() => batchLoss(params, model.config, head, tf.tensor4d(b.inputs, b.shape), b));
         loss += v.dataSync()[0] / batches[k].length;
         v.dispose();
       }

@@ -11,6 +11,8 @@
  *   run_types     its payload shapes and store keys (pure; the workflow imports it)
  *   validate      header-only checks and the run's plan;  session  what a worker holds (θ0, τk, heads, data)
  *   epoch         N Adam steps with step-numbered checkpoints;  final_merge  λ → table → the linear kernel
+ *   adam_step     the Adam update and loss record both modes share;  epoch_size  `steps_per_epoch: auto`
+ *   parallel      `parallel: tasks`: one task's gradient to the store, and the reduce (sum in task order, Adam)
  *   publish       λ, losses, state, accuracy, report.png (report_chart), manifest
  */
 export * from './coefficients';

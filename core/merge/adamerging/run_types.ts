@@ -71,6 +71,49 @@ export interface EpochResult {
   cacheHit: boolean;
 }
 
+/** `parallel: tasks`: one task's gradient at one step, from the state at that step. */
+export interface TaskGradientInput {
+  plan: AdaPlan;
+  /** The state at `step` (undefined: the initial λ, step 0). */
+  stateUri?: string;
+  step: number;
+  /** Index of the task in plan.tasks. */
+  task: number;
+}
+
+export interface TaskGradientResult {
+  /** ∂loss_k/∂λ (F32, layout order) with the task's loss in its metadata: a claim check, not the values. */
+  gradUri: string;
+  loss: number;
+  /** Seconds in the gradient (rows read, forward, backward, pullback), and loading the session (0 on a hit). */
+  seconds: number;
+  loadSeconds: number;
+  cacheHit: boolean;
+}
+
+/** `parallel: tasks`: sum the K gradients of `step` in task order, take the Adam step, write the state. */
+export interface ApplyStepInput {
+  plan: AdaPlan;
+  stateUri?: string;
+  /** First step of the epoch this step belongs to, and the step after its last: the loss records run over it. */
+  fromStep: number;
+  step: number;
+  end: number;
+  /** One per task, in plan.tasks order. */
+  gradUris: string[];
+}
+
+export interface ApplyStepResult {
+  /** The state after the step (step + 1), at its step-numbered key. */
+  stateUri: string;
+  step: number;
+  lossPerTask: number[];
+  summary: LambdaSummary[];
+  /** Set on the epoch's last step: the epoch's losses file. */
+  lossesUri?: string;
+  seconds: number;
+}
+
 /** The heartbeat of an epoch: the last checkpoint it wrote (a retry resumes there). */
 export interface EpochHeartbeat {
   step: number;
@@ -162,6 +205,10 @@ export function stateKey(plan: Pick<AdaPlan, 'workPrefix'>, step: number): strin
 
 export function lossesKey(plan: Pick<AdaPlan, 'workPrefix'>, fromStep: number): string {
   return `${plan.workPrefix}losses/from-${pad(fromStep)}.json`;
+}
+
+export function gradKey(plan: Pick<AdaPlan, 'workPrefix'>, step: number, task: string): string {
+  return `${plan.workPrefix}grad/step-${pad(step)}/${task}.safetensors`;
 }
 
 export function taskVectorKey(plan: Pick<AdaPlan, 'workPrefix'>, task: string): string {
