@@ -19,8 +19,8 @@ import { hardCoefficient, hardUpdate } from './fw_hard';
 import { learnSoftStepSizes, softInit, softLayout, softTaskVectors, softUpdate } from './fw_soft';
 import { readBatches, proxyRows, softRows, toParams } from './local_run';
 import { objectiveGradient, ObjectiveTarget } from './objective';
-import { checkpointSource, scoreCandidates } from './oracle';
-import { OracleScores } from './oracle_scores';
+import { checkpointSource } from './oracle';
+import { accumulateCandidate, accumulateGrad, emptyScores, OracleScores } from './oracle_scores';
 import type {
   FwGradientInput,
   FwGradientResult,
@@ -142,20 +142,26 @@ export async function oracleShardStep(input: FwOracleInput, hooks: StepHooks = {
       }
     }
   }
+  // every candidate tensor is read once and scored under each gradient set (FW-Soft: one per target)
+  const scores = sets.map((_) =>
+    emptyScores(
+      input.candidates.map((c) => c.name),
+      tensors,
+    ),
+  );
+  sets.forEach((g, k) => tensors.forEach((n, p) => accumulateGrad(scores[k], p, g[n])));
   let reads = 0;
-  const scores: FwScoresJson[] = [];
-  for (const g of sets) {
-    const sources = input.candidates.map((c) => checkpointSource(c.name, c.uri));
-    const s = await scoreCandidates(g, tensors, sources, {
-      onTensor: (c, n) => {
-        reads++;
-        hooks.tick?.(`${c}/${n}`);
-      },
-    });
-    scores.push(scoresJson(s));
+  for (let m = 0; m < input.candidates.length; m++) {
+    const src = checkpointSource(input.candidates[m].name, input.candidates[m].uri);
+    for (let p = 0; p < tensors.length; p++) {
+      const theta = await src.read(tensors[p]);
+      sets.forEach((g, k) => accumulateCandidate(scores[k], m, p, g[tensors[p]], theta));
+      reads++;
+      hooks.tick?.(`${input.candidates[m].name}/${tensors[p]}`);
+    }
   }
   return {
-    scores,
+    scores: scores.map(scoresJson),
     reads,
     seconds: (performance.now() - t0) / 1000,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
