@@ -111,10 +111,13 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
       const t: number = c.iteration;
       const tIter = Date.now();
       progress.phase = `iteration ${t}: gradients`;
+      const tGrad = Date.now();
       const grads = await Promise.all(
         plan.targets.map((_, j) => long.fwGradient({ plan, iteration: t, theta: c!.theta, target: j })),
       );
+      const gradWall = (Date.now() - tGrad) / 1000;
       progress.phase = `iteration ${t}: oracle`;
+      const tOracle = Date.now();
       const shards = await Promise.all(
         plan.shards.map((_, s) =>
           long.fwOracleShard({
@@ -127,6 +130,7 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
           }),
         ),
       );
+      const oracleWall = (Date.now() - tOracle) / 1000;
       const { picks, record } = pickCandidates(
         p,
         targets,
@@ -136,7 +140,9 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
         ),
       );
       progress.phase = `iteration ${t}: update`;
+      const tUpdate = Date.now();
       const up: FwUpdateResult = await long.fwUpdate({ plan, iteration: t, theta: c.theta, candidates, picks });
+      const updateWall = (Date.now() - tUpdate) / 1000;
       const lossPerTarget = grads.map((g) => g.loss);
       const rec: FwIterationRecord = {
         iteration: t,
@@ -145,10 +151,11 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
         picks: record,
         ...(p.variant === 'hard' ? { a: hardA(t, p.step_size, p.scaling) } : { softLastLoss: up.softLastLoss }),
         seconds: {
-          gradient: Math.max(...grads.map((g) => g.seconds)),
-          oracle: Math.max(...shards.map((s) => s.seconds)),
-          update: up.seconds,
+          gradient: gradWall,
+          oracle: oracleWall,
+          update: updateWall,
           wall: (Date.now() - tIter) / 1000,
+          activities: [...grads, ...shards, up].reduce((a, x) => a + x.seconds, 0),
         },
       };
       c = { ...c, iteration: t + 1, theta: up.theta, records: [...c.records, rec] };
@@ -198,6 +205,7 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
       oracle: sum((r) => r.seconds.oracle),
       update: sum((r) => r.seconds.update),
       wall: sum((r) => r.seconds.wall),
+      activities: sum((r) => r.seconds.activities ?? 0),
       orchestration: 0,
     };
     split.orchestration = split.wall - split.gradient - split.oracle - split.update;

@@ -127,7 +127,11 @@ export interface FwIterationRecord {
   /** FW-Hard: a = γt · scaling. */
   a?: number;
   softLastLoss?: number;
-  seconds: { gradient: number; oracle: number; update: number; wall: number };
+  /**
+   * Wall seconds of each phase as the workflow saw it (fan-outs included: queueing for a free slot counts),
+   * of the whole iteration, and the activities' own seconds summed (their work, whatever ran in parallel).
+   */
+  seconds: { gradient: number; oracle: number; update: number; wall: number; activities?: number };
 }
 
 export interface FwProgress {
@@ -171,8 +175,11 @@ export interface FwResult extends RunResultBase {
   objectivePng: string;
   selectionPng: string;
   accuracy?: { average: number; tasks: Record<string, number> };
-  /** Seconds per iteration in each part, summed over the iterations; orchestration = wall − the parts. */
-  split: { gradient: number; oracle: number; update: number; orchestration: number; wall: number };
+  /**
+   * Seconds in each phase (wall, as the workflow saw it), summed over the iterations; orchestration = wall −
+   * the phases (workflow tasks between them, the pick); activities = the activities' own seconds summed.
+   */
+  split: { gradient: number; oracle: number; update: number; orchestration: number; wall: number; activities: number };
 }
 
 const pad = (n: number) => String(n).padStart(5, '0');
