@@ -47,7 +47,7 @@ export function objectiveSvg(title: string, targets: readonly string[], records:
   const H = 460;
   const out: string[] = [];
   const text = texter(out);
-  text(40, 40, title, 20, 'font-weight="bold"');
+  text(40, 40, title, 16, 'font-weight="bold"');
   const [left, right, top, h] = [90, W - 220, 80, 320];
   const series = [records.map((r) => r.objective), ...targets.map((_, j) => records.map((r) => r.lossPerTarget[j]))];
   const names = ['f (sum)', ...targets];
@@ -82,7 +82,7 @@ export function selectionSvg(title: string, candidates: readonly string[], rows:
   const W = 1000;
   const out: string[] = [];
   const text = texter(out);
-  text(40, 40, title, 20, 'font-weight="bold"');
+  text(40, 40, title, 16, 'font-weight="bold"');
   const left = Math.max(80, 16 + 7 * Math.max(0, ...rows.map((r) => r.label.length)));
   const right = W - 220;
   const P = Math.max(1, ...rows.map((r) => r.perTensor.length));
@@ -98,6 +98,10 @@ export function selectionSvg(title: string, candidates: readonly string[], rows:
         `<rect x="${(left + p * cw).toFixed(2)}" y="${top + i * ch}" width="${Math.max(0.5, cw).toFixed(2)}" height="${ch - 2}" fill="${c === null ? '#fff' : (color.get(c) ?? '#000')}"/>`,
       ),
     );
+    // a whole-model pick (task-wise) is named on its row: neighbouring colours can look alike
+    const first = r.perTensor[0];
+    if (first && r.perTensor.every((c) => c === first))
+      text((left + right) / 2, top + 14 + i * ch, first, 12, 'text-anchor="middle" fill="white" font-weight="bold"');
   });
   const used = candidates.filter((c) => rows.some((r) => r.perTensor.includes(c)));
   used.forEach((c, k) => text(right + 16, top + 14 + k * 18, c, 13, `fill="${color.get(c)}"`));
