@@ -1,5 +1,6 @@
 import { createAdaMergingActivities } from './adamerging';
 import { createEvalActivities } from './eval';
+import { createFrankWolfeActivities } from './frank_wolfe';
 import { createMergeActivities } from './merge';
 
 export interface ActivityOptions {
@@ -8,7 +9,12 @@ export interface ActivityOptions {
 }
 
 export function createActivities(opts: ActivityOptions = {}) {
-  return { ...createMergeActivities(), ...createEvalActivities(), ...createAdaMergingActivities(opts) };
+  return {
+    ...createMergeActivities(),
+    ...createEvalActivities(),
+    ...createAdaMergingActivities(opts),
+    ...createFrankWolfeActivities(),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,6 +1,7 @@
 /** Human-readable summaries of runs and results. */
 import type { MergeResult } from '../core/pipeline/run_types';
 import type { AdaResult } from '../core/merge/adamerging/run_types';
+import type { FwResult } from '../core/merge/frank_wolfe/run_types';
 
 export function humanBytes(n: number): string {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -47,7 +48,35 @@ export function resultLines(r: MergeResult): string[] {
         `overhead  ${(ada.orchestration.overheadFraction * 100).toFixed(1)} % of the epochs' wall time outside optimiser steps`,
       );
   }
+  lines.push(...fwLines(r));
   for (const w of r.warnings) lines.push(`warning   ${w}`);
+  return lines;
+}
+
+function accuracyLine(acc: { average: number; tasks: Record<string, number> }): string {
+  return `accuracy  average ${(acc.average * 100).toFixed(1)} %; ${Object.entries(acc.tasks)
+    .map(([t, a]) => `${t} ${(a * 100).toFixed(1)}`)
+    .join(', ')}`;
+}
+
+/** Frank-Wolfe's extra lines: iterations, the objective, where the selections and pictures are. */
+function fwLines(r: MergeResult): string[] {
+  const f = r as Partial<FwResult>;
+  if (!f.selections) return [];
+  const obj = f.objective ?? [];
+  const lines = [
+    `variant   FW-${f.variant === 'hard' ? 'Hard' : 'Soft'}, ${f.oracle}-wise oracle, ${f.iterations} iterations`,
+    `objective ${obj.length ? `${obj[0].toFixed(4)} → ${obj[obj.length - 1].toFixed(4)} (f at θt, first and last iteration)` : '-'}`,
+  ];
+  if (f.accuracy) lines.push(accuracyLine(f.accuracy));
+  lines.push(`selection ${f.selections}`);
+  lines.push(`pictures  ${f.objectivePng}, ${f.selectionPng}`);
+  if (f.split && f.iterations)
+    lines.push(
+      `per iter  ${(['gradient', 'oracle', 'update', 'orchestration'] as const)
+        .map((k) => `${k} ${(f.split![k] / f.iterations!).toFixed(2)}s`)
+        .join(', ')}`,
+    );
   return lines;
 }
 

@@ -132,7 +132,7 @@ test('an invalid config: every problem as path + expectation, exit 2, nothing st
   assert.match(r.stderr, /invalid\.yaml: invalid config/);
   assert.match(
     r.stderr,
-    /- method: expected one of weight_average \| task_arithmetic \| ties \| adamerging, got 'tiez'/,
+    /- method: expected one of weight_average \| task_arithmetic \| ties \| adamerging \| frank_wolfe, got 'tiez'/,
   );
   assert.match(r.stderr, /- base: expected file:\/\/, s3:\/\/ or a plain path/);
   assert.match(r.stderr, /- models\.0\.name: letters, digits/);

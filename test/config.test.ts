@@ -112,7 +112,10 @@ test('a parameter of the wrong type is one line naming the key and the expected 
 test('an unknown method is named with the methods there are, and the shared fields are still checked', () => {
   const doc = { ...dataFree(), method: 'tiez', shards: 0 };
   const got = problems(doc);
-  assert.equal(got[0], "method: expected one of weight_average | task_arithmetic | ties | adamerging, got 'tiez'");
+  assert.equal(
+    got[0],
+    "method: expected one of weight_average | task_arithmetic | ties | adamerging | frank_wolfe, got 'tiez'",
+  );
   assert.match(got[1], /^shards: /);
   assert.equal(got.length, 2);
 });

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../../core/config/load';
 import { isDataFree } from '../../core/config/schema';
 import type { AdaResult, AdaRunInput } from '../../core/merge/adamerging/run_types';
+import type { FwResult, FwRunInput } from '../../core/merge/frank_wolfe/run_types';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow } from '../follow';
@@ -11,8 +12,21 @@ import { newRunId } from '../run_id';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
-/** AdaMerging's extra outputs for --json (absent for data-free runs). */
+/** AdaMerging's and Frank-Wolfe's extra outputs for --json (absent for data-free runs). */
 function adaFields(r: MergeResult): Record<string, unknown> {
+  const f = r as Partial<FwResult>;
+  if (f.selections)
+    return {
+      iterations: f.iterations,
+      variant: f.variant,
+      oracle: f.oracle,
+      objective: f.objective,
+      selections: f.selections,
+      objectivePng: f.objectivePng,
+      selectionPng: f.selectionPng,
+      accuracy: f.accuracy,
+      split: f.split,
+    };
   const a = r as Partial<AdaResult>;
   if (!a.lambdaJson) return {};
   return {
@@ -60,10 +74,15 @@ export function runCommand(): Command {
               ...start,
               args: [{ config, heartbeatTimeoutSeconds } satisfies MergeRunInput],
             })
-          : await client.workflow.start('adaMergingRun', {
-              ...start,
-              args: [{ config, heartbeatTimeoutSeconds } satisfies AdaRunInput],
-            });
+          : config.method === 'frank_wolfe'
+            ? await client.workflow.start('frankWolfeRun', {
+                ...start,
+                args: [{ config, heartbeatTimeoutSeconds } satisfies FwRunInput],
+              })
+            : await client.workflow.start('adaMergingRun', {
+                ...start,
+                args: [{ config, heartbeatTimeoutSeconds } satisfies AdaRunInput],
+              });
         if (!opts.wait) {
           if (opts.json) printJson({ runId, status: 'running', output: config.output });
           else

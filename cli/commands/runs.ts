@@ -42,7 +42,10 @@ export function statusCommand(): Command {
           `  phase ${progress.phase}  ${progress.done}/${progress.total} units  method ${progress.method}  output ${progress.output}`,
         );
         if (progress.error) console.log(`  error ${progress.error}`);
-        const ada = progress as { stateUri?: string; lossPerTask?: number[] };
+        const ada = progress as { stateUri?: string; lossPerTask?: number[]; thetaUri?: string; objective?: number[] };
+        if (ada.objective?.length)
+          console.log(`  objective per iteration ${ada.objective.map((l) => l.toFixed(4)).join(', ')}`);
+        if (ada.thetaUri) console.log(`  θt ${ada.thetaUri}`);
         if (ada.lossPerTask?.length)
           console.log(`  loss per task ${ada.lossPerTask.map((l) => l.toFixed(4)).join(', ')}`);
         if (ada.stateUri) console.log(`  optimiser state ${ada.stateUri}`);
@@ -80,7 +83,7 @@ export function resultsCommand(): Command {
 export function cancelCommand(): Command {
   return new Command('cancel')
     .description(
-      'cancel a running merge (no output is published; data-free: partial work is cleared; AdaMerging: the last optimiser state is kept, `status` shows it)',
+      'cancel a running merge (no output is published; data-free: partial work is cleared; AdaMerging: the last optimiser state is kept; Frank-Wolfe: the last θt is kept; `status` shows them)',
     )
     .argument('<run>', 'run id')
     .action(async (runId: string) => {
@@ -99,7 +102,8 @@ export function listCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { status?: string; limit: number; json?: boolean }) => {
       const { client } = await connectClient();
-      let query = '(WorkflowType = "dataFreeMerge" OR WorkflowType = "adaMergingRun")';
+      let query =
+        '(WorkflowType = "dataFreeMerge" OR WorkflowType = "adaMergingRun" OR WorkflowType = "frankWolfeRun")';
       if (opts.status) query += ` AND MergeStatus = "${opts.status.replace(/"/g, '')}"`;
       const rows: {
         runId: string;

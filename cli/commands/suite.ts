@@ -81,7 +81,10 @@ export function suiteCommand(): Command {
     .command('config')
     .description('print a ready-to-run merge config (YAML) for the suite')
     .argument('<suite>', 'suite folder or its suite.json')
-    .requiredOption('--method <method>', 'merge method, e.g. weight_average, task_arithmetic, ties, adamerging')
+    .requiredOption(
+      '--method <method>',
+      'merge method, e.g. weight_average, task_arithmetic, ties, adamerging, frank_wolfe',
+    )
     .option('--irrelevant <n>', 'add the first N irrelevant models to the pool', intArg('--irrelevant'), 0)
     .option('--output <uri>', 'output folder (default <suite>/merged/<method>)')
     .option(

@@ -73,6 +73,19 @@ export function validateConfig(doc: unknown, source: string, cwd = process.cwd()
       head: normalizeUri(t.head, cwd),
       data: normalizeUri(t.data, cwd),
     }));
+  } else if (cfg.method === 'frank_wolfe') {
+    const opt = (u: string | undefined) => (u === undefined ? undefined : normalizeUri(u, cwd));
+    cfg.pool = Array.isArray(cfg.pool)
+      ? cfg.pool.map((m) => ({ ...m, checkpoint: normalizeUri(m.checkpoint, cwd) }))
+      : { prefix: normalizeUri(cfg.pool.prefix, cwd) };
+    cfg.targets = cfg.targets.map((t) => ({
+      ...t,
+      head: normalizeUri(t.head, cwd),
+      proxy: opt(t.proxy),
+      data: opt(t.data),
+    }));
+    if (cfg.parameters.start && /[/]/.test(cfg.parameters.start))
+      cfg.parameters.start = normalizeUri(cfg.parameters.start, cwd);
   } else {
     cfg.models = cfg.models.map((m) => ({ ...m, checkpoint: normalizeUri(m.checkpoint, cwd) }));
   }

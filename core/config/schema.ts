@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { DATA_FREE_METHODS, DATA_FREE_NAMES, DataFreeMethodName } from '../merge/registry';
 import { ADAMERGING, adamergingParams } from '../merge/adamerging/params';
+import { FRANK_WOLFE, frankWolfeParams } from '../merge/frank_wolfe/params';
 import { strictObject } from './strict';
 
 export const uri = z
@@ -60,28 +61,96 @@ const adamergingVariant = strictObject({
   ...shared,
 });
 
-const [first, ...rest] = DATA_FREE_NAMES.map(dataFreeVariant);
-const variants = z.discriminatedUnion('method', [first, ...rest, adamergingVariant]);
+/** A Frank-Wolfe target task: its frozen head, a labeled proxy set (cross-entropy) and/or unlabeled test inputs. */
+export const fwTargetEntry = strictObject({
+  name: entryName,
+  head: uri,
+  /** Labeled rows (the task's train split): the cross-entropy objective's proxy set. */
+  proxy: uri.optional(),
+  /** Unlabeled test inputs: the entropy objective and FW-Soft's step sizes (labels, if any, only evaluate). */
+  data: uri.optional(),
+});
 
-function uniqueNames(list: 'models' | 'tasks', entries: readonly { name: string }[], ctx: z.RefinementCtx): void {
+/** The candidate pool: listed, or every checkpoint found under a store prefix. */
+export const fwPool = z.union([z.array(modelEntry).min(1, 'at least one candidate'), strictObject({ prefix: uri })]);
+
+const frankWolfeVariant = strictObject({
+  method: z.literal(FRANK_WOLFE),
+  pool: fwPool,
+  targets: z.array(fwTargetEntry).min(1, 'at least one target task'),
+  /** Leave out (with a warning) candidates whose tensors differ from the base, instead of refusing the run. */
+  skip_incompatible: z.boolean().default(false),
+  parameters: frankWolfeParams.prefault({}),
+  ...shared,
+});
+
+const [first, ...rest] = DATA_FREE_NAMES.map(dataFreeVariant);
+const variants = z.discriminatedUnion('method', [first, ...rest, adamergingVariant, frankWolfeVariant]);
+
+function uniqueNames(
+  list: 'models' | 'tasks' | 'targets' | 'pool',
+  entries: readonly { name: string }[],
+  ctx: z.RefinementCtx,
+): void {
   const seen = new Set<string>();
   entries.forEach((e, i) => {
     if (seen.has(e.name))
       ctx.addIssue({
         code: 'custom',
         path: [list, i, 'name'],
-        message: `duplicate ${list.slice(0, -1)} name '${e.name}'`,
+        message: `duplicate ${list === 'pool' ? 'candidate' : list.slice(0, -1)} name '${e.name}'`,
       });
     seen.add(e.name);
   });
 }
 
+/** A checkpoint URI compared loosely: a folder with or without its trailing slash or its model.safetensors. */
+function sameCheckpointKey(u: string): string {
+  return u.replace(/\/+$/, '').replace(/\/model\.safetensors$/, '');
+}
+
+/** Checks of a Frank-Wolfe config that need more than one field: data every target needs, no duplicate. */
+function checkFrankWolfe(cfg: z.infer<typeof frankWolfeVariant>, ctx: z.RefinementCtx): void {
+  uniqueNames('targets', cfg.targets, ctx);
+  const p = cfg.parameters;
+  cfg.targets.forEach((t, i) => {
+    if (p.objective === 'cross_entropy' && !t.proxy)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets', i, 'proxy'],
+        message: `target '${t.name}' has no proxy data: the cross_entropy objective needs a labeled proxy set (its train split), or set parameters.objective=entropy`,
+      });
+    if ((p.objective === 'entropy' || p.variant === 'soft') && !t.data)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets', i, 'data'],
+        message: `target '${t.name}' has no data: ${p.variant === 'soft' ? "FW-Soft's step sizes" : 'the entropy objective'} need its unlabeled test inputs`,
+      });
+  });
+  if (Array.isArray(cfg.pool)) {
+    uniqueNames('pool', cfg.pool, ctx);
+    const seen = new Map<string, string>();
+    cfg.pool.forEach((m, i) => {
+      const key = sameCheckpointKey(m.checkpoint);
+      const other = seen.get(key);
+      if (other !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pool', i, 'checkpoint'],
+          message: `candidates '${other}' and '${m.name}' are the same checkpoint (${m.checkpoint}); list each model once`,
+        });
+      else seen.set(key, m.name);
+    });
+  }
+}
+
 export const mergeConfigSchema = variants.superRefine((cfg, ctx) => {
   if (cfg.method === ADAMERGING) uniqueNames('tasks', cfg.tasks, ctx);
+  else if (cfg.method === FRANK_WOLFE) checkFrankWolfe(cfg, ctx);
   else uniqueNames('models', cfg.models, ctx);
 });
 
-export const METHOD_NAMES: readonly string[] = [...DATA_FREE_NAMES, ADAMERGING];
+export const METHOD_NAMES: readonly string[] = [...DATA_FREE_NAMES, ADAMERGING, FRANK_WOLFE];
 
 /**
  * The shared fields, checked loosely: used to report the other problems of a config whose `method` is unknown
@@ -90,11 +159,12 @@ export const METHOD_NAMES: readonly string[] = [...DATA_FREE_NAMES, ADAMERGING];
 export const sharedFieldsSchema = z.looseObject({ ...shared, models: z.array(modelEntry).optional() });
 
 export type MergeConfig = z.infer<typeof mergeConfigSchema>;
-export type DataFreeConfig = Exclude<MergeConfig, { method: typeof ADAMERGING }>;
+export type DataFreeConfig = Exclude<MergeConfig, { method: typeof ADAMERGING | typeof FRANK_WOLFE }>;
 export type AdamergingConfig = Extract<MergeConfig, { method: typeof ADAMERGING }>;
+export type FrankWolfeConfig = Extract<MergeConfig, { method: typeof FRANK_WOLFE }>;
 
 export function isDataFree(cfg: MergeConfig): cfg is DataFreeConfig {
-  return cfg.method !== ADAMERGING;
+  return cfg.method !== ADAMERGING && cfg.method !== FRANK_WOLFE;
 }
 
 /** A method the config schema accepts but mergeflow cannot run yet. */

@@ -8,6 +8,7 @@
 import { stringify } from 'yaml';
 import { applySet } from '../config/load';
 import { ADAMERGING, adamergingParams } from '../merge/adamerging/params';
+import { FRANK_WOLFE, frankWolfeParams } from '../merge/frank_wolfe/params';
 import { DATA_FREE_METHODS, dataFreeMethod } from '../merge/registry';
 import { joinUri } from '../store';
 import { Suite, SuiteError } from './manifest';
@@ -24,12 +25,27 @@ export interface SuiteConfigOptions {
   sets?: readonly string[];
 }
 
-/** Default parameters of a method: its schema's defaults. */
+/**
+ * Frank-Wolfe's suite default: the variant that stays stable as irrelevant models join the pool. FW-Hard starts
+ * from Task Arithmetic over the whole pool and so inherits every irrelevant model; FW-Soft from the pretrained
+ * model lets in only what the oracle selects. This is the authors' stable ViT setting (FW-Soft, start at the
+ * pretrained model, 5 iterations of 500 AdaMerging steps, task-wise oracle).
+ */
+export const FW_SUITE_DEFAULTS = {
+  variant: 'soft',
+  start: 'pretrained',
+  oracle: 'task',
+  iterations: 5,
+  adamerging_steps: 500,
+} as const;
+
+/** Default parameters of a method: its schema's defaults (Frank-Wolfe: FW_SUITE_DEFAULTS over them). */
 export function defaultParameters(method: string): Record<string, unknown> {
   if (method === ADAMERGING) return adamergingParams.parse({}) as Record<string, unknown>;
+  if (method === FRANK_WOLFE) return frankWolfeParams.parse(FW_SUITE_DEFAULTS) as Record<string, unknown>;
   if (!DATA_FREE_METHODS[method]) {
     throw new SuiteError(
-      `unknown merge method '${method}'; choose one of ${[...Object.keys(DATA_FREE_METHODS), ADAMERGING].join(', ')}`,
+      `unknown merge method '${method}'; choose one of ${[...Object.keys(DATA_FREE_METHODS), ADAMERGING, FRANK_WOLFE].join(', ')}`,
     );
   }
   return dataFreeMethod(method).params.parse({}) as Record<string, unknown>;
@@ -56,6 +72,12 @@ export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record
   }
   const irr = suite.irrelevant.slice(0, n);
   const models = [...suite.targets, ...irr].map((name) => ({ name, checkpoint: suite.task(name).model }));
+  const fw = opts.method === FRANK_WOLFE;
+  // Frank-Wolfe: each target's head, its train split as the labeled proxy set, its test inputs (FW-Soft, evaluation)
+  const targets = suite.targets.map((name) => {
+    const t = suite.task(name);
+    return { name, head: t.head, proxy: t.train, data: t.test };
+  });
   // AdaMerging: each target's model, head and test inputs (labels are read only to evaluate the merged model)
   const tasks = suite.targets.map((name) => {
     const t = suite.task(name);
@@ -66,7 +88,7 @@ export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record
     name,
     method: opts.method,
     base: suite.pretrained,
-    ...(ada ? { tasks } : { models }),
+    ...(ada ? { tasks } : fw ? { pool: models, targets } : { models }),
     parameters,
     output: opts.output ?? mergedFolder(suite, opts.method, n),
     suite: {
@@ -95,6 +117,8 @@ export function suiteConfigYaml(suite: Suite, opts: SuiteConfigOptions): string 
     `# ${suite.targets.length} target models${opts.irrelevant ? ` + ${opts.irrelevant} irrelevant` : ''}; run with: mergeflow run THIS.yaml --wait\n` +
     (opts.method === ADAMERGING
       ? `# AdaMerging: set parameters.granularity (layer|task) and parameters.variant (plain|ties = AdaMerging++) here or with --set\n`
-      : '');
+      : opts.method === FRANK_WOLFE
+        ? `# Frank-Wolfe: FW-Soft from the pretrained model (stable as irrelevant models join); FW-Hard: --set parameters.variant=hard --set parameters.start=ta\n`
+        : '');
   return head + stringify(doc, { lineWidth: 0 });
 }

@@ -82,7 +82,18 @@ export function proxyRows(seed: number, name: string, rows: number, samples: num
   )[0];
 }
 
-async function readBatches(ds: Dataset, rows: Int32Array, per: number, labels: boolean): Promise<ObjectiveBatch[]> {
+/** Unlabeled rows of target `name` for FW-Soft's Adam step `step` (counted over all iterations). */
+export function softRows(seed: number, name: string, rows: number, batch: number, step: number): Int32Array {
+  return new BatchRowCursor({ seed, rows, batchSize: batch, batchesPerTask: 1 }, `fw-soft:${name}`).batches(step)[0];
+}
+
+/** Rows of a dataset as objective batches of at most `per` rows (labels kept when asked). */
+export async function readBatches(
+  ds: Dataset,
+  rows: Int32Array,
+  per: number,
+  labels: boolean,
+): Promise<ObjectiveBatch[]> {
   const out: ObjectiveBatch[] = [];
   for (let i = 0; i < rows.length; i += per) {
     const b = await ds.readRows(rows.subarray(i, Math.min(rows.length, i + per)));
@@ -116,7 +127,8 @@ async function startValues(o: FwLocalOptions, p: FrankWolfeParams, tensors: read
   return readModel(output, tensors);
 }
 
-function toParams(config: ClipVisionConfig, values: Readonly<Record<string, Float32Array>>): Params {
+/** θ as tf tensors of the encoder's parameters (the caller disposes them). */
+export function toParams(config: ClipVisionConfig, values: Readonly<Record<string, Float32Array>>): Params {
   const out: Params = {};
   for (const { name, shape } of clipVisionParamShapes(config)) out[name] = tf.tensor(values[name], shape);
   return out;
@@ -263,10 +275,7 @@ export async function runFrankWolfeLocal(o: FwLocalOptions): Promise<FwLocalResu
                   head: heads[j],
                   batches: await readBatches(
                     softData[j],
-                    new BatchRowCursor(
-                      { seed: p.seed, rows: softData[j].n, batchSize: B, batchesPerTask: 1 },
-                      `fw-soft:${target.name}`,
-                    ).batches(t * p.adamerging_steps + step)[0],
+                    softRows(p.seed, target.name, softData[j].n, B, t * p.adamerging_steps + step),
                     per,
                     false,
                   ),

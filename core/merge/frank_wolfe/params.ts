@@ -1,6 +1,6 @@
 /**
  * FW-Merging (Frank-Wolfe merging): the `frank_wolfe` method's parameters, with the spec's defaults
- * (shared/spec/algorithms.md, FW-Merging). Not yet part of the config union or the CLI.
+ * (shared/spec/algorithms.md, FW-Merging). `mergeflow run` runs it as the frankWolfeRun workflow.
  */
 import { z } from 'zod';
 import { strictObject } from '../../config/strict';
