@@ -34,6 +34,7 @@ import { printJson } from '../format';
 import { intArg } from '../args';
 import { UsageError } from '../errors';
 import { newRunId } from '../run_id';
+import { startRun } from '../start_run';
 import { buildProgress, reportProgress } from '../suite_progress';
 
 interface DemoOptions {
@@ -151,9 +152,7 @@ export function demoCommand(): Command {
         const runId = newRunId(`demo-${method}`);
         log(`${method}: workflow ${runId} -> ${config.output}`);
         const start = { taskQueue: target.taskQueue, workflowId: runId };
-        const handle = isDataFree(config)
-          ? await client.workflow.start('dataFreeMerge', { ...start, args: [{ config } satisfies MergeRunInput] })
-          : await client.workflow.start('adaMergingRun', { ...start, args: [{ config } satisfies AdaRunInput] });
+        const handle = await startRun(client, config, start);
         const r = await follow<MergeResult>(handle, {
           bar: process.stderr.isTTY === true,
           quiet: process.stderr.isTTY !== true,

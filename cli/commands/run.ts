@@ -9,6 +9,7 @@ import { connectClient } from '../client';
 import { follow } from '../follow';
 import { printJson, resultLines } from '../format';
 import { newRunId } from '../run_id';
+import { startRun } from '../start_run';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -69,20 +70,7 @@ export function runCommand(): Command {
           workflowId: runId,
           workflowIdConflictPolicy: 'USE_EXISTING' as const,
         };
-        const handle = isDataFree(config)
-          ? await client.workflow.start('dataFreeMerge', {
-              ...start,
-              args: [{ config, heartbeatTimeoutSeconds } satisfies MergeRunInput],
-            })
-          : config.method === 'frank_wolfe'
-            ? await client.workflow.start('frankWolfeRun', {
-                ...start,
-                args: [{ config, heartbeatTimeoutSeconds } satisfies FwRunInput],
-              })
-            : await client.workflow.start('adaMergingRun', {
-                ...start,
-                args: [{ config, heartbeatTimeoutSeconds } satisfies AdaRunInput],
-              });
+        const handle = await startRun(client, config, { ...start, heartbeatTimeoutSeconds });
         if (!opts.wait) {
           if (opts.json) printJson({ runId, status: 'running', output: config.output });
           else
