@@ -1,0 +1,279 @@
+/**
+ * One layer-wise AdaMerging step (8 tasks × 16 images: θ(λ), the CLIP vision forward of every task's batch,
+ * heads, entropy, backward to λ) on the mini-8 suite's full-size model, on each installed TensorFlow.js
+ * backend, next to PyTorch on the CPU doing the same step on the same model and batch
+ * (bench/reference/adamerging_step.py, fed the very same tensors through one safetensors file).
+ *
+ * The model is randomly initialised with the suite's config and the task vectors are synthetic: the time of a
+ * step does not depend on the values. PyTorch runs before and after the tfjs backends (the machine is shared)
+ * and its figure is the median of both. tensorflow (native) uses every core, so its baseline is PyTorch on as
+ * many threads; wasm and cpu run on one thread, as PyTorch with one thread does. A second figure per backend
+ * checks that both sides computed the same numbers (the largest gradient difference relative to the largest
+ * gradient).
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs-core';
+import { makeLayout, initLambda, LambdaLayout } from '../../core/merge/adamerging/coefficients';
+import { AdaMergingModel, entropyLossAndGrad, UnlabeledBatch } from '../../core/merge/adamerging/gradient';
+import { disposeTaskVectorStack, stackTaskVectors } from '../../core/merge/adamerging/merged';
+import { ClipVisionConfig, clipVisionParamShapes, Params } from '../../core/models/clip_vit';
+import { ClassificationHead, disposeHead, makeHead } from '../../core/models/head';
+import { normalish, rngFor } from '../../core/data/rng';
+import { writeTensors } from '../../core/safetensors';
+import { RECIPES } from '../../core/suite/recipe';
+import { initParams, ParamValues } from '../../core/suite/train';
+import { backendDevice, initBackend, installedBackends } from '../../core/tensor/backend';
+import { median } from '../harness/env';
+import { Bench, figure, Figure } from '../harness/types';
+
+const TASKS = 8;
+const BATCH = 16;
+const CLASSES = 10;
+const SEED = 8;
+/** <repo>/bench/reference/adamerging_step.py from dist/bench/figures. */
+const SCRIPT = path.resolve(__dirname, '..', '..', '..', 'bench', 'reference', 'adamerging_step.py');
+const PYTHON = process.env.MERGEFLOW_PYTHON ?? 'python3';
+
+interface Problem {
+  config: ClipVisionConfig;
+  names: string[];
+  shapes: Record<string, number[]>;
+  theta0: ParamValues;
+  /** tau[k][name] */
+  tau: ParamValues[];
+  heads: { weight: Float32Array; logitScale: number }[];
+  /** inputs[k]: [BATCH, C, H, W] */
+  inputs: Float32Array[];
+  lambda: Float32Array;
+  layout: LambdaLayout;
+}
+
+function makeProblem(config: ClipVisionConfig): Problem {
+  const shapesList = clipVisionParamShapes(config);
+  const names = shapesList.map((s) => s.name);
+  const shapes = Object.fromEntries(shapesList.map((s) => [s.name, s.shape]));
+  const theta0 = initParams(config, SEED);
+  // small task vectors, as fine-tuning leaves them: 2 % of each tensor's typical magnitude
+  const tau = Array.from({ length: TASKS }, (_, k) =>
+    Object.fromEntries(
+      names.map((n) => {
+        const rng = rngFor(SEED, 'tv', k, n);
+        const scale = 0.02 * Math.max(1e-3, Math.sqrt(theta0[n].reduce((a, v) => a + v * v, 0) / theta0[n].length));
+        return [n, Float32Array.from(theta0[n], () => scale * normalish(rng))];
+      }),
+    ),
+  );
+  const heads = Array.from({ length: TASKS }, (_, k) => {
+    const rng = rngFor(SEED, 'head', k);
+    const p = config.projectionDim;
+    const weight = Float32Array.from({ length: CLASSES * p }, () => normalish(rng));
+    for (let y = 0; y < CLASSES; y++) {
+      const row = weight.subarray(y * p, (y + 1) * p);
+      const norm = Math.hypot(...row);
+      row.forEach((v, i) => (row[i] = v / norm));
+    }
+    return { weight, logitScale: Math.log(10) };
+  });
+  const px = config.numChannels * config.imageSize * config.imageSize;
+  const inputs = Array.from({ length: TASKS }, (_, k) => {
+    const rng = rngFor(SEED, 'pixels', k);
+    return Float32Array.from({ length: BATCH * px }, () => normalish(rng));
+  });
+  const layout = makeLayout(
+    'layer',
+    Array.from({ length: TASKS }, (_, k) => `task${k}`),
+    names,
+  );
+  return { config, names, shapes, theta0, tau, heads, inputs, lambda: initLambda(layout), layout };
+}
+
+const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Everything the PyTorch script needs, in one safetensors file. */
+async function writeProblem(file: string, p: Problem): Promise<void> {
+  const c = p.config;
+  const K = TASKS;
+  const L = p.names.length;
+  const tensors = [
+    ...p.names.map((n) => ({ name: `theta0.${n}`, dtype: 'F32' as const, shape: p.shapes[n], data: f32(p.theta0[n]) })),
+    ...p.names.map((n) => ({
+      name: `tau.${n}`,
+      dtype: 'F32' as const,
+      shape: [K, ...p.shapes[n]],
+      data: f32(concat(p.tau.map((t) => t[n]))),
+    })),
+    {
+      name: 'heads.weight',
+      dtype: 'F32' as const,
+      shape: [K, CLASSES, c.projectionDim],
+      data: f32(concat(p.heads.map((h) => h.weight))),
+    },
+    {
+      name: 'heads.logit_scale',
+      dtype: 'F32' as const,
+      shape: [K],
+      data: f32(Float32Array.from(p.heads, (h) => h.logitScale)),
+    },
+    {
+      name: 'inputs',
+      dtype: 'F32' as const,
+      shape: [K, BATCH, c.numChannels, c.imageSize, c.imageSize],
+      data: f32(concat(p.inputs)),
+    },
+    { name: 'lambda', dtype: 'F32' as const, shape: [K, L], data: f32(p.lambda) },
+  ];
+  await writeTensors(file, tensors, { config: JSON.stringify(c), tensors: JSON.stringify(p.names) });
+}
+
+interface TorchRun {
+  threads: number;
+  seconds: number[];
+  median: number;
+}
+interface TorchOut {
+  torch: string;
+  runs: TorchRun[];
+  loss_per_task: number[];
+  grad: number[];
+}
+
+function runTorch(file: string, steps: number, threads: number[]): TorchOut {
+  const r = spawnSync(PYTHON, [SCRIPT, file, '--steps', String(steps), '--threads', threads.join(',')], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.status !== 0)
+    throw new Error(`${SCRIPT} failed (${r.status ?? r.signal}): ${r.stderr.trim().split('\n').pop()}`);
+  return JSON.parse(r.stdout) as TorchOut;
+}
+
+interface TfRun {
+  device: string;
+  seconds: number[];
+  lossPerTask: number[];
+  grad: Float32Array;
+}
+
+/** Warm-up step (its loss and gradient are kept), then `steps` timed steps at the same λ. */
+function runTf(p: Problem, steps: number): TfRun {
+  const base: Params = Object.fromEntries(p.names.map((n) => [n, tf.tensor(p.theta0[n], p.shapes[n])]));
+  const heads: ClassificationHead[] = p.heads.map((h, k) =>
+    makeHead(tf.tensor2d(h.weight, [CLASSES, p.config.projectionDim]), {
+      logitScale: h.logitScale,
+      source: `head${k}`,
+    }),
+  );
+  const model: AdaMergingModel = {
+    config: p.config,
+    layout: p.layout,
+    base,
+    taskVectors: stackTaskVectors(p.layout, p.shapes, p.tau),
+    clamp: true,
+  };
+  const c = p.config;
+  const batches: UnlabeledBatch[][] = p.inputs.map((inputs) => [
+    { inputs, shape: [BATCH, c.numChannels, c.imageSize, c.imageSize] },
+  ]);
+  try {
+    const first = entropyLossAndGrad(model, heads, p.lambda, batches);
+    const seconds: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const t = performance.now();
+      entropyLossAndGrad(model, heads, p.lambda, batches); // returns plain arrays: the work is done
+      seconds.push((performance.now() - t) / 1000);
+    }
+    return { device: backendDevice(), seconds, lossPerTask: first.lossPerTask, grad: first.grad };
+  } finally {
+    heads.forEach(disposeHead);
+    disposeTaskVectorStack(model.taskVectors);
+    tf.dispose(Object.values(base));
+  }
+}
+
+/** max |a − b| / max |b|. */
+function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
+export const bench: Bench = {
+  name: 'adamerging_step',
+  description: `one layer-wise AdaMerging step (${TASKS} tasks × ${BATCH} images, suite full-size ViT) per tfjs backend vs PyTorch CPU`,
+  async unavailable() {
+    const r = spawnSync(PYTHON, ['-c', 'import torch, safetensors'], { encoding: 'utf8' });
+    if (r.error) return `${PYTHON} not found (MERGEFLOW_PYTHON names another)`;
+    if (r.status !== 0)
+      return `PyTorch is not installed for ${PYTHON} (pip install torch safetensors); it is the baseline`;
+    return undefined;
+  },
+  async run({ dir, quick, log }): Promise<Figure[]> {
+    const p = makeProblem(RECIPES.full.model);
+    const file = path.join(dir, 'adamerging-step.safetensors');
+    await writeProblem(file, p);
+    const cores = os.cpus().length;
+    const threads = cores > 1 ? [1, cores] : [1];
+    const torchSteps = quick ? 2 : 5;
+    log(`PyTorch (threads ${threads.join(', ')}), before`);
+    const before = runTorch(file, torchSteps, threads);
+    const tfRuns: TfRun[] = [];
+    for (const b of installedBackends()) {
+      const got = await initBackend(b);
+      if (got !== b) throw new Error(`backend '${b}' did not start (got '${got}')`);
+      const steps = quick ? 1 : b === 'cpu' ? 2 : 5;
+      const r = runTf(p, steps);
+      log(`${r.device}: ${r.seconds.map((s) => s.toFixed(3)).join(' ')} s`);
+      tfRuns.push(r);
+    }
+    log('PyTorch, after');
+    const after = runTorch(file, torchSteps, threads);
+    const torchSeconds = (t: number) =>
+      median([before, after].flatMap((o) => o.runs.filter((r) => r.threads === t).flatMap((r) => r.seconds)));
+    for (const t of threads) log(`PyTorch ${before.torch}, ${t} thread(s): ${torchSeconds(t).toFixed(3)} s`);
+    const suffix = quick ? '.quick' : '';
+    const out: Figure[] = [];
+    for (const r of tfRuns) {
+      const backend = r.device.split(' ')[0];
+      const t = backend === 'tensorflow' ? cores : 1;
+      out.push(
+        figure({
+          name: `adamerging_step.layer.${TASKS}x${BATCH}.${backend}${suffix}`,
+          value: median(r.seconds),
+          unit: 's/step',
+          baseline: `PyTorch ${before.torch} CPU, ${t} thread${t > 1 ? 's' : ''}, same model and batch`,
+          baseline_value: torchSeconds(t),
+          goal: null,
+        }),
+        figure({
+          name: `adamerging_step.agreement.${backend}${suffix}`,
+          value: relDiff(r.grad, before.grad),
+          unit: 'max |Δ∂λ| / max |∂λ|',
+          baseline: null,
+          baseline_value: null,
+          goal: 'value <= 0.001 (the same maths as PyTorch)',
+          check: (v) => v <= 1e-3,
+        }),
+      );
+      log(
+        `${backend}: loss ${r.lossPerTask.reduce((a, b) => a + b, 0).toFixed(5)} vs PyTorch ${before.loss_per_task.reduce((a, b) => a + b, 0).toFixed(5)}`,
+      );
+    }
+    return out;
+  },
+};

@@ -1,0 +1,73 @@
+/**
+ * Orchestration overhead of an AdaMerging run through the real stack (a `mergeflow worker` child process,
+ * the local Temporal and S3 servers): the workflow's wall time against the time spent inside optimiser steps,
+ * summed over the run. Everything else (planning, scheduling epochs, loading θ0 and the task vectors into the
+ * worker, checkpoints, the final merge and publishing) is the overhead. Goal (issue 8): at most 5 % of wall.
+ *
+ * The setup is synthetic (core/synthetic_adamerging) with the mini-8 suite's full-size model, 8 tasks and
+ * batches of 16, at the default 50 steps per epoch and a checkpoint every 10 steps; --quick uses the tests'
+ * tiny model (whose steps are so short that the overhead dominates).
+ */
+import { RECIPES } from '../../core/suite/recipe';
+import { TINY } from '../../core/synthetic_adamerging';
+import { runAdaMergingThroughStack } from '../adamerging_run';
+import { s3Unavailable } from '../harness/env';
+import { Bench, figure, Figure } from '../harness/types';
+
+const GOAL = 5;
+
+export const bench: Bench = {
+  name: 'orchestration',
+  description:
+    'AdaMerging through a worker, Temporal and S3 (suite full-size model, 8 tasks × 16, 100 steps): workflow wall vs time inside the steps',
+  unavailable: s3Unavailable,
+  async run({ quick, log }): Promise<Figure[]> {
+    const o = quick
+      ? { model: TINY, tasks: 2, steps: 20, stepsPerEpoch: 10, batch: 4, rows: 12 }
+      : { model: RECIPES.full.model, tasks: 8, steps: 100, stepsPerEpoch: 50, batch: 16, rows: 32 };
+    const r = await runAdaMergingThroughStack({
+      ...o,
+      checkpointEvery: 10,
+      granularity: 'layer',
+      variant: 'plain',
+      labeled: false,
+      epochsPerRun: 50,
+      log,
+    });
+    log(
+      `${r.steps} steps in ${r.epochs} epochs: ${r.msPerStep.toFixed(1)} ms/step, wall ${r.wallSeconds.toFixed(2)} s, ` +
+        `in steps ${r.stepSeconds.toFixed(2)} s, checkpoints ${r.checkpointSeconds.toFixed(2)} s, load ${r.loadSeconds.toFixed(2)} s, ` +
+        `scheduling ${r.schedulingSecondsPerEpoch.toFixed(3)} s/epoch; activities: ${JSON.stringify(r.timings)}`,
+    );
+    const tag = `layer.${o.tasks}x${o.batch}.${o.steps}steps${quick ? '.quick' : ''}`;
+    const share = 100 * r.orchestrationOfRunWall;
+    return [
+      figure({
+        name: `orchestration.adamerging.workflow_wall.${tag}`,
+        value: r.wallSeconds,
+        unit: 's',
+        baseline: 'sum of the time inside optimiser steps (same run)',
+        baseline_value: r.stepSeconds,
+        goal: `orchestration <= ${GOAL} % of wall (ratio <= ${(1 / (1 - GOAL / 100)).toFixed(4)})`,
+        check: (_v, ratio) => ratio !== null && 1 - 1 / ratio <= GOAL / 100,
+      }),
+      figure({
+        name: `orchestration.adamerging.share_of_wall.${tag}`,
+        value: share,
+        unit: '%',
+        baseline: null,
+        baseline_value: null,
+        goal: `value <= ${GOAL}`,
+        check: (v) => v <= GOAL,
+      }),
+      figure({
+        name: `orchestration.adamerging.share_of_epochs.${tag}`,
+        value: 100 * r.orchestrationOfEpochs,
+        unit: '%',
+        baseline: null,
+        baseline_value: null,
+        goal: null,
+      }),
+    ];
+  },
+};
