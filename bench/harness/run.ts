@@ -124,9 +124,9 @@ async function main(): Promise<void> {
   const merged = mergeResults(readResults(files), now);
   writeResults(files, merged);
   const goals = merged.figures.filter((f) => f.goal !== null);
+  const goalsMet = goals.length ? `${goals.filter((f) => f.met).length} of ${goals.length} goals met` : 'no goals';
   process.stdout.write(
-    `\nwrote ${files.results} and ${files.markdown} (${merged.figures.length} figures, ` +
-      `${goals.filter((f) => f.met).length} of ${goals.length} goals met)\n`,
+    `\nwrote ${files.results} and ${files.markdown} (${merged.figures.length} figures, ${goalsMet})\n`,
   );
   if (failed) process.exitCode = 1;
 }
