@@ -262,7 +262,7 @@ export const bench: Bench = {
         figure({
           name: `adamerging_step.agreement.${backend}${suffix}`,
           value: relDiff(r.grad, before.grad),
-          unit: 'max |Δ∂λ| / max |∂λ|',
+          unit: 'max abs diff of ∂λ / max abs ∂λ',
           baseline: null,
           baseline_value: null,
           goal: 'value <= 0.001 (the same maths as PyTorch)',

@@ -121,7 +121,8 @@ function metCell(f: Figure): string {
 export function figureRow(f: Figure): string {
   const base = f.baseline === null ? '–' : `${fmt(f.baseline_value)} ${f.unit} (${f.baseline})`;
   const goal = f.goal === null ? '' : `${f.goal}: ${metCell(f)}`;
-  return `| ${f.name} | ${fmt(f.value)} ${f.unit} | ${base} | ${f.ratio === null ? '–' : fmt(f.ratio)} | ${goal} |`;
+  const cells = [f.name, `${fmt(f.value)} ${f.unit}`, base, f.ratio === null ? '–' : fmt(f.ratio), goal];
+  return `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
 }
 
 const TABLE_HEAD = '| figure | value | baseline (same run) | ratio | goal |\n| --- | --: | --- | --: | --- |';
@@ -141,7 +142,8 @@ export function renderMarkdown(m: Merged): string {
     const met = goals.filter((f) => f.met).length;
     lines.push(`Goals: ${met} of ${goals.length} met.`, '');
     for (const f of goals.filter((g) => !g.met)) {
-      lines.push(`- not met: \`${f.name}\` is ${fmt(f.value)} ${f.unit}, ratio ${fmt(f.ratio)}; goal ${f.goal}`);
+      const ratio = f.ratio === null ? '' : `, ratio ${fmt(f.ratio)}`;
+      lines.push(`- not met: \`${f.name}\` is ${fmt(f.value)} ${f.unit}${ratio}; goal ${f.goal}`);
     }
     if (goals.some((g) => !g.met)) lines.push('');
   }
