@@ -6,9 +6,7 @@
  *
  *   node dist/bench/adamerging_run.js [--steps 200] [--steps-per-epoch 50] [--checkpoint-every 10]
  *        [--granularity layer|task] [--variant plain|ties] [--labeled] [--epochs-per-run N] [--record DIR]
- *        [--tasks 2]
  *        [--width 8] [--layers 1] [--image 8] [--patch 4] [--batch 4] [--rows 12]   (model and data size)
- *        [--mini8]   (the mini-8 suite's encoder: width 96, MLP 384, 2 layers, 4 heads, 28×28 images, patch 7)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
