@@ -10,7 +10,7 @@
  */
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { s3Unavailable } from '../harness/env';
+import { stackUnavailable } from '../harness/env';
 import { Bench, figure, Figure } from '../harness/types';
 
 /** What bench/adamerging_run.ts prints (the fields used here). */
@@ -61,7 +61,7 @@ export const bench: Bench = {
   name: 'orchestration',
   description:
     'AdaMerging through a worker, Temporal and S3 (suite full-size model, 8 tasks × 16, 100 steps): workflow wall vs time inside the steps',
-  unavailable: s3Unavailable,
+  unavailable: stackUnavailable,
   async run({ quick, log }): Promise<Figure[]> {
     const o = quick
       ? { tasks: 2, steps: 20, stepsPerEpoch: 10, batch: 4, rows: 12, model: [] as string[] }

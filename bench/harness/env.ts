@@ -1,7 +1,9 @@
 /** What the benches that use the stack share: its settings, a unique S3 prefix, a reachability check. */
 import { randomBytes } from 'node:crypto';
+import { Connection } from '@temporalio/client';
 import { applyStackEnv } from '../../infra/stack';
 import { storeFor } from '../../core/store';
+import { temporalTarget } from '../../workers/temporal_config';
 
 export function useStack(): void {
   applyStackEnv();
@@ -22,6 +24,20 @@ export async function s3Unavailable(): Promise<string | undefined> {
     return undefined;
   } catch (e) {
     return (e as Error).message.split('\n')[0];
+  }
+}
+
+/** Why the S3 store or the Temporal server cannot be used, or undefined when both answer. */
+export async function stackUnavailable(): Promise<string | undefined> {
+  const s3 = await s3Unavailable();
+  if (s3) return s3;
+  const { address, tls, apiKey } = temporalTarget();
+  try {
+    const c = await Connection.connect({ address, tls, apiKey, connectTimeout: 5000 });
+    await c.close();
+    return undefined;
+  } catch (e) {
+    return `cannot reach Temporal at ${address} (${(e as Error).message.split('\n')[0]}); start it with 'mergeflow stack up'`;
   }
 }
 
