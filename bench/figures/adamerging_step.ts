@@ -4,8 +4,9 @@
  * backend, next to PyTorch on the CPU doing the same step on the same model and batch
  * (bench/reference/adamerging_step.py, fed the very same tensors through one safetensors file).
  *
- * The model is randomly initialised with the suite's config and the task vectors are synthetic: the time of a
- * step does not depend on the values. PyTorch runs before and after the tfjs backends (the machine is shared)
+ * The model is randomly initialised with the suite's config and the task vectors are synthetic (the time of a
+ * step does not depend on the values), or, with MERGEFLOW_BENCH_SUITE=DIR, a built mini-8 suite's pretrained
+ * model, its 8 targets' task vectors and heads and the first 16 test images of each (figure names end in .suite). PyTorch runs before and after the tfjs backends (the machine is shared)
  * and its figure is the median of both. The baseline is PyTorch on one thread (the issue's reference point;
  * wasm and cpu run on one thread too, tensorflow uses its own pool over every core). On this shared 2-core
  * machine PyTorch on two threads was 20× slower than on one (its workers spin against the other load), so it
@@ -19,8 +20,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import { makeLayout, initLambda, LambdaLayout } from '../../core/merge/adamerging/coefficients';
 import { AdaMergingModel, entropyLossAndGrad, UnlabeledBatch } from '../../core/merge/adamerging/gradient';
 import { disposeTaskVectorStack, stackTaskVectors } from '../../core/merge/adamerging/merged';
-import { ClipVisionConfig, clipVisionParamShapes, Params } from '../../core/models/clip_vit';
-import { ClassificationHead, disposeHead, makeHead } from '../../core/models/head';
+import {
+  ClipVisionConfig,
+  clipVisionParamShapes,
+  disposeParams,
+  loadClipVision,
+  Params,
+} from '../../core/models/clip_vit';
+import { ClassificationHead, disposeHead, loadHead, makeHead } from '../../core/models/head';
+import { loadTaskVectors } from '../../core/merge/adamerging/task_vectors_load';
+import { openDataset } from '../../core/data/dataset';
+import { openSuite } from '../../core/suite/manifest';
 import { normalish, rngFor } from '../../core/data/rng';
 import { writeTensors } from '../../core/safetensors';
 import { RECIPES } from '../../core/suite/recipe';
@@ -37,14 +47,24 @@ const SEED = 8;
 const SCRIPT = path.resolve(__dirname, '..', '..', '..', 'bench', 'reference', 'adamerging_step.py');
 const PYTHON = process.env.MERGEFLOW_PYTHON ?? 'python3';
 
+interface HeadValues {
+  /** [classes, projectionDim] */
+  weight: Float32Array;
+  classes: number;
+  bias?: Float32Array;
+  logitScale: number;
+}
+
 interface Problem {
+  /** Where the model comes from, for the figures' baseline text. */
+  source: string;
   config: ClipVisionConfig;
   names: string[];
   shapes: Record<string, number[]>;
   theta0: ParamValues;
   /** tau[k][name] */
   tau: ParamValues[];
-  heads: { weight: Float32Array; logitScale: number }[];
+  heads: HeadValues[];
   /** inputs[k]: [BATCH, C, H, W] */
   inputs: Float32Array[];
   lambda: Float32Array;
@@ -75,7 +95,7 @@ function makeProblem(config: ClipVisionConfig): Problem {
       const norm = Math.hypot(...row);
       row.forEach((v, i) => (row[i] = v / norm));
     }
-    return { weight, logitScale: Math.log(10) };
+    return { weight, classes: CLASSES, logitScale: Math.log(10) };
   });
   const px = config.numChannels * config.imageSize * config.imageSize;
   const inputs = Array.from({ length: TASKS }, (_, k) => {
@@ -87,7 +107,55 @@ function makeProblem(config: ClipVisionConfig): Problem {
     Array.from({ length: TASKS }, (_, k) => `task${k}`),
     names,
   );
-  return { config, names, shapes, theta0, tau, heads, inputs, lambda: initLambda(layout), layout };
+  return {
+    source: 'random init, suite config',
+    ...{ config, names, shapes, theta0, tau, heads, inputs, lambda: initLambda(layout), layout },
+  };
+}
+
+/** The same problem from a built mini-8 suite: θ0, its 8 targets' task vectors and heads, 16 test images each. */
+async function suiteProblem(uri: string): Promise<Problem> {
+  const suite = await openSuite(uri);
+  const pre = await loadClipVision(suite.pretrained);
+  const config = pre.config;
+  const shapesList = clipVisionParamShapes(config);
+  const names = shapesList.map((s) => s.name);
+  const theta0 = Object.fromEntries(names.map((n) => [n, Float32Array.from(pre.params[n].dataSync())]));
+  disposeParams(pre.params);
+  const targets = suite.targets.slice(0, TASKS);
+  const vectors = await loadTaskVectors(
+    targets.map((n) => suite.task(n).model),
+    names,
+    names.map((n) => theta0[n]),
+    config,
+  );
+  const heads: HeadValues[] = [];
+  const inputs: Float32Array[] = [];
+  for (const n of targets) {
+    const h = await loadHead(suite.task(n).head);
+    heads.push({
+      weight: Float32Array.from(h.weight.dataSync()),
+      classes: h.weight.shape[0],
+      bias: h.bias ? Float32Array.from(h.bias.dataSync()) : undefined,
+      logitScale: h.logitScale,
+    });
+    disposeHead(h);
+    const ds = await openDataset(suite.task(n).test);
+    inputs.push((await ds.readRows(Array.from({ length: BATCH }, (_, i) => i))).inputs);
+  }
+  const layout = makeLayout('layer', targets, names);
+  return {
+    source: `suite ${path.basename(uri.replace(/\/+$/, ''))}`,
+    config,
+    names,
+    shapes: Object.fromEntries(shapesList.map((s) => [s.name, s.shape])),
+    theta0,
+    tau: vectors.map((v) => Object.fromEntries(names.map((n, l) => [n, v[l]]))),
+    heads,
+    inputs,
+    lambda: initLambda(layout),
+    layout,
+  };
 }
 
 const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -115,18 +183,11 @@ async function writeProblem(file: string, p: Problem): Promise<void> {
       shape: [K, ...p.shapes[n]],
       data: f32(concat(p.tau.map((t) => t[n]))),
     })),
-    {
-      name: 'heads.weight',
-      dtype: 'F32' as const,
-      shape: [K, CLASSES, c.projectionDim],
-      data: f32(concat(p.heads.map((h) => h.weight))),
-    },
-    {
-      name: 'heads.logit_scale',
-      dtype: 'F32' as const,
-      shape: [K],
-      data: f32(Float32Array.from(p.heads, (h) => h.logitScale)),
-    },
+    ...p.heads.flatMap((h, k) => [
+      { name: `heads.${k}.weight`, dtype: 'F32' as const, shape: [h.classes, c.projectionDim], data: f32(h.weight) },
+      { name: `heads.${k}.logit_scale`, dtype: 'F32' as const, shape: [1], data: f32(Float32Array.of(h.logitScale)) },
+      ...(h.bias ? [{ name: `heads.${k}.bias`, dtype: 'F32' as const, shape: [h.classes], data: f32(h.bias) }] : []),
+    ]),
     {
       name: 'inputs',
       dtype: 'F32' as const,
@@ -171,8 +232,9 @@ interface TfRun {
 function runTf(p: Problem, steps: number): TfRun {
   const base: Params = Object.fromEntries(p.names.map((n) => [n, tf.tensor(p.theta0[n], p.shapes[n])]));
   const heads: ClassificationHead[] = p.heads.map((h, k) =>
-    makeHead(tf.tensor2d(h.weight, [CLASSES, p.config.projectionDim]), {
+    makeHead(tf.tensor2d(h.weight, [h.classes, p.config.projectionDim]), {
       logitScale: h.logitScale,
+      bias: h.bias ? tf.tensor1d(h.bias) : undefined,
       source: `head${k}`,
     }),
   );
@@ -225,7 +287,9 @@ export const bench: Bench = {
     return undefined;
   },
   async run({ dir, quick, log }): Promise<Figure[]> {
-    const p = makeProblem(RECIPES.full.model);
+    const suite = process.env.MERGEFLOW_BENCH_SUITE;
+    const p = suite ? await suiteProblem(suite) : makeProblem(RECIPES.full.model);
+    log(`model: ${p.source}`);
     const file = path.join(dir, 'adamerging-step.safetensors');
     await writeProblem(file, p);
     const threads = [...new Set([1, ...(process.env.MERGEFLOW_BENCH_TORCH_THREADS ?? '1').split(',').map(Number)])];
@@ -246,7 +310,7 @@ export const bench: Bench = {
     const torchSeconds = (t: number) =>
       median([before, after].flatMap((o) => o.runs.filter((r) => r.threads === t).flatMap((r) => r.seconds)));
     for (const t of threads) log(`PyTorch ${before.torch}, ${t} thread(s): ${torchSeconds(t).toFixed(3)} s`);
-    const suffix = quick ? '.quick' : '';
+    const suffix = `${suite ? '.suite' : ''}${quick ? '.quick' : ''}`;
     const out: Figure[] = [];
     for (const r of tfRuns) {
       const backend = r.device.split(' ')[0];
@@ -255,7 +319,7 @@ export const bench: Bench = {
           name: `adamerging_step.layer.${TASKS}x${BATCH}.${backend}${suffix}`,
           value: median(r.seconds),
           unit: 's/step',
-          baseline: `PyTorch ${before.torch} CPU, 1 thread, same model and batch`,
+          baseline: `PyTorch ${before.torch} CPU, 1 thread, same model (${p.source}) and batch`,
           baseline_value: torchSeconds(1),
           goal: null,
         }),

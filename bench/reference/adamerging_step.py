@@ -99,8 +99,16 @@ def main():
     K, L = t["lambda"].shape
     theta0 = {n: t[f"theta0.{n}"] for n in names}
     tau = [t[f"tau.{n}"].reshape(K, -1) for n in names]  # [K, n_l]
-    head_w, head_scale = t["heads.weight"], t["heads.logit_scale"].exp()
+    heads = [
+        (t[f"heads.{k}.weight"], t[f"heads.{k}.logit_scale"].exp(), t.get(f"heads.{k}.bias"))
+        for k in range(K)
+    ]
     inputs = t["inputs"]  # [K, B, C, H, W]
+
+    def logits(k, emb):
+        w, scale, bias = heads[k]
+        z = scale * F.normalize(emb, dim=1) @ w.T
+        return z if bias is None else z + bias
 
     def step(lam):
         lam.grad = None
@@ -108,8 +116,7 @@ def main():
         merged = {n: theta0[n] + (coef[:, l] @ tau[l]).reshape(theta0[n].shape) for l, n in enumerate(names)}
         losses = []
         for k in range(K):
-            emb = F.normalize(clip_vision_forward(merged, config, inputs[k]), dim=1)
-            losses.append(mean_entropy(head_scale[k] * emb @ head_w[k].T))
+            losses.append(mean_entropy(logits(k, clip_vision_forward(merged, config, inputs[k]))))
         torch.stack(losses).sum().backward()
         return [float(x) for x in losses], lam.grad.flatten().tolist()
 
