@@ -118,7 +118,11 @@ test(
     assert.match(md, /command: `npm run bench -- --figures /);
 
     // a second run of alpha alone replaces alpha's figures (a renamed one too) and keeps beta's
-    const one = bench(['alpha', '--quick', ...common], { ALPHA_VALUE: '5', ALPHA_NAME: 'second' });
+    const one = bench(['alpha', '--quick', ...common], {
+      ALPHA_VALUE: '5',
+      ALPHA_NAME: 'second',
+      MERGEFLOW_BENCH_EXAMPLE: 'x',
+    });
     assert.equal(one.code, 0, one.stderr);
     const again = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as {
       name: string;
@@ -131,7 +135,10 @@ test(
         ['beta.size', 7],
       ],
     );
-    assert.doesNotMatch(fs.readFileSync(path.join(out, 'RESULTS.md'), 'utf8'), /alpha\.first/);
+    const md2 = fs.readFileSync(path.join(out, 'RESULTS.md'), 'utf8');
+    assert.doesNotMatch(md2, /alpha\.first/);
+    // settings the benches read from the environment are part of the recorded command
+    assert.match(md2, /command: `MERGEFLOW_BENCH_EXAMPLE=x npm run bench -- alpha --quick --figures /);
 
     const unknown = bench(['nosuch', ...common]);
     assert.equal(unknown.code, 2);

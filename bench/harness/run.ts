@@ -82,7 +82,12 @@ async function main(): Promise<void> {
   }
   const chosen = pick(all, program.args);
   const machine = describeMachine();
-  const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+  // settings the benches read from the environment belong to the command that reproduces the figures
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('MERGEFLOW_BENCH_'))
+    .map(([k, v]) => `${k}=${v}`);
+  const args = process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [];
+  const command = [...env, 'npm run bench', ...args].join(' ');
   process.stdout.write(`machine: ${machine}\n`);
   const now: { run: BenchRun; figures: Figure[] }[] = [];
   let failed = 0;
