@@ -89,7 +89,10 @@ async function main(): Promise<void> {
   const args = process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [];
   const command = [...env, 'npm run bench', ...args].join(' ');
   process.stdout.write(`machine: ${machine}\n`);
-  const now: { run: BenchRun; figures: Figure[] }[] = [];
+  const files = resultFiles(path.resolve(opts.out));
+  // merged into the files after each bench, so an interrupted run keeps what it measured
+  const record = (run: BenchRun, figures: Figure[]) =>
+    writeResults(files, mergeResults(readResults(files), [{ run, figures }]));
   let failed = 0;
   for (const found of chosen) {
     const { bench } = found;
@@ -112,22 +115,21 @@ async function main(): Promise<void> {
       const figures = outcome.figures as Figure[];
       run.figures = figures.map((f) => f.name);
       printFigures(figures);
-      now.push({ run, figures });
+      record(run, figures);
     } else if ('unavailable' in outcome) {
       process.stdout.write(`  skipped: ${outcome.unavailable}\n`);
-      now.push({ run: { ...run, skipped: `unavailable: ${outcome.unavailable}` }, figures: [] });
+      record({ ...run, skipped: `unavailable: ${outcome.unavailable}` }, []);
     } else {
       failed++;
       process.stdout.write(`  FAILED: ${outcome.error.split('\n')[0]}\n`);
       process.stderr.write(`${outcome.error}\n`);
-      now.push({ run: { ...run, skipped: `failed: ${outcome.error.split('\n')[0]}` }, figures: [] });
+      record({ ...run, skipped: `failed: ${outcome.error.split('\n')[0]}` }, []);
     }
     if (opts.keep) process.stdout.write(`  scratch kept: ${scratch}\n`);
     else fs.rmSync(scratch, { recursive: true, force: true });
   }
-  const files = resultFiles(path.resolve(opts.out));
-  const merged = mergeResults(readResults(files), now);
-  writeResults(files, merged);
+  const merged = readResults(files);
+  if (!fs.existsSync(files.results)) writeResults(files, merged);
   const goals = merged.figures.filter((f) => f.goal !== null);
   const goalsMet = goals.length ? `${goals.filter((f) => f.met).length} of ${goals.length} goals met` : 'no goals';
   process.stdout.write(
