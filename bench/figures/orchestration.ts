@@ -1,0 +1,115 @@
+/**
+ * Orchestration overhead of an AdaMerging run through the real stack (bench/adamerging_run.js: a `mergeflow
+ * worker` child process, the local Temporal and S3 servers): the workflow's wall time against the time spent
+ * inside optimiser steps, summed over the run. Everything else (planning, scheduling epochs, loading θ0 and the task vectors into the
+ * worker, checkpoints, the final merge and publishing) is the overhead. Goal (issue 8): at most 5 % of wall.
+ *
+ * The setup is synthetic (core/synthetic_adamerging) with the mini-8 suite's full-size encoder, 8 tasks and
+ * batches of 16, at the default 50 steps per epoch and a checkpoint every 10 steps; --quick uses the tests'
+ * tiny model (whose steps are so short that the overhead dominates).
+ */
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { stackUnavailable } from '../harness/env';
+import { Bench, figure, Figure } from '../harness/types';
+
+/** What bench/adamerging_run.ts prints (the fields used here). */
+interface RunSummary {
+  steps: number;
+  epochs: number;
+  wallSeconds: number;
+  msPerStep: number;
+  stepSeconds: number;
+  checkpointSeconds: number;
+  loadSeconds: number;
+  schedulingSecondsPerEpoch: number;
+  orchestrationOfEpochs: number;
+  timings: Record<string, number>;
+}
+
+/** Run dist/bench/adamerging_run.js (it starts its own worker) and read the JSON summary it prints. */
+function adamergingRun(args: string[], log: (line: string) => void): Promise<RunSummary> {
+  const script = path.resolve(__dirname, '..', 'adamerging_run.js');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const from = out.indexOf('{\n');
+      const to = out.lastIndexOf('\n}');
+      if (code !== 0 || from < 0 || to < 0) {
+        const why = err
+          .trim()
+          .split('\n')
+          .filter((l) => !/already registered/.test(l))
+          .slice(-3)
+          .join(' | ');
+        return reject(new Error(`adamerging_run ${args.join(' ')} exited ${code}: ${why}`));
+      }
+      log(`adamerging_run ${args.join(' ')}: done`);
+      resolve(JSON.parse(out.slice(from, to + 2)) as RunSummary);
+    });
+  });
+}
+
+const GOAL = 5;
+
+export const bench: Bench = {
+  name: 'orchestration',
+  description:
+    'AdaMerging through a worker, Temporal and S3 (suite full-size model, 8 tasks × 16, 100 steps): workflow wall vs time inside the steps',
+  unavailable: stackUnavailable,
+  async run({ quick, log }): Promise<Figure[]> {
+    const o = quick
+      ? { tasks: 2, steps: 20, stepsPerEpoch: 10, batch: 4, rows: 12, model: [] as string[] }
+      : { tasks: 8, steps: 100, stepsPerEpoch: 50, batch: 16, rows: 32, model: ['--mini8'] };
+    const r = await adamergingRun(
+      [
+        ...o.model,
+        ...['--tasks', o.tasks, '--steps', o.steps, '--steps-per-epoch', o.stepsPerEpoch, '--checkpoint-every', 10],
+        ...['--batch', o.batch, '--rows', o.rows, '--granularity', 'layer'],
+      ].map(String),
+      log,
+    );
+    // The workflow's own clock (from its first task to its result): the worker's start-up is not in it.
+    const wall = r.timings.total;
+    log(
+      `${r.steps} steps in ${r.epochs} epochs: ${r.msPerStep.toFixed(1)} ms/step, workflow ${wall.toFixed(2)} s (client wall ${r.wallSeconds.toFixed(2)} s), ` +
+        `in steps ${r.stepSeconds.toFixed(2)} s, checkpoints ${r.checkpointSeconds.toFixed(2)} s, load ${r.loadSeconds.toFixed(2)} s, ` +
+        `scheduling ${r.schedulingSecondsPerEpoch.toFixed(3)} s/epoch; activities: ${JSON.stringify(r.timings)}`,
+    );
+    const tag = `layer.${o.tasks}x${o.batch}.${o.steps}steps${quick ? '.quick' : ''}`;
+    const share = 100 * (1 - r.stepSeconds / wall);
+    return [
+      figure({
+        name: `orchestration.adamerging.workflow_wall.${tag}`,
+        value: wall,
+        unit: 's',
+        baseline: 'sum of the time inside optimiser steps (same run)',
+        baseline_value: r.stepSeconds,
+        goal: `orchestration <= ${GOAL} % of wall (ratio <= ${(1 / (1 - GOAL / 100)).toFixed(4)})`,
+        check: (_v, ratio) => ratio !== null && 1 - 1 / ratio <= GOAL / 100,
+      }),
+      figure({
+        name: `orchestration.adamerging.share_of_wall.${tag}`,
+        value: share,
+        unit: '%',
+        baseline: null,
+        baseline_value: null,
+        goal: `value <= ${GOAL}`,
+        check: (v) => v <= GOAL,
+      }),
+      figure({
+        name: `orchestration.adamerging.share_of_epochs.${tag}`,
+        value: 100 * r.orchestrationOfEpochs,
+        unit: '%',
+        baseline: null,
+        baseline_value: null,
+        goal: null,
+      }),
+    ];
+  },
+};
