@@ -7,9 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
-import type { AdaRunInput } from '../../core/merge/adamerging/run_types';
-import { isDataFree } from '../../core/config/schema';
+import type { MergeResult } from '../../core/pipeline/run_types';
 import { buildSuite } from '../../core/suite/build';
 import { openSuite, Suite, SUITE_VERSION } from '../../core/suite/manifest';
 import { PACK_FILE, unpackSuite } from '../../core/suite/pack';

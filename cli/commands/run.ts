@@ -1,10 +1,9 @@
 /** `mergeflow run CONFIG`: validate the config here, start the merge workflow, optionally wait for it. */
 import { Command } from 'commander';
 import { loadConfig } from '../../core/config/load';
-import { isDataFree } from '../../core/config/schema';
-import type { AdaResult, AdaRunInput } from '../../core/merge/adamerging/run_types';
-import type { FwResult, FwRunInput } from '../../core/merge/frank_wolfe/run_types';
-import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
+import type { AdaResult } from '../../core/merge/adamerging/run_types';
+import type { FwResult } from '../../core/merge/frank_wolfe/run_types';
+import type { MergeResult } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow } from '../follow';
 import { printJson, resultLines } from '../format';
