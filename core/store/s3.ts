@@ -361,7 +361,10 @@ export class S3Store implements Store {
   /** Unfinished multipart uploads whose key starts with the prefix's key. */
   async abortUploads(prefix: string): Promise<number> {
     const { bucket, key } = parseS3(prefix);
-    return this.abortWhere(bucket, key.replace(/\/+$/, ''), (k) => k.startsWith(key));
+    const match = (k: string): boolean => k.startsWith(key);
+    const n = await this.abortWhere(bucket, key, match);
+    // SeaweedFS matches an upload-listing prefix only within one folder: look bucket-wide when it found none
+    return n > 0 ? n : this.abortWhere(bucket, '', match);
   }
 
   private abortKey(bucket: string, key: string): Promise<number> {
