@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Progress } from '../core/pipeline/inputs';
+import { withByteProgress } from '../core/io_progress';
 
 const YIELD_EVERY_MS = 100;
 
@@ -35,10 +36,30 @@ export async function finalOnBadInput<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The same functions, each run through finalOnBadInput. */
+/** Heartbeat at most this often from byte progress (the SDK throttles further to 80 % of the timeout). */
+const BYTE_HEARTBEAT_MS = 200;
+
+/**
+ * Run an activity body that heartbeats at once and then on every store transfer under it (bytes moved, see
+ * core/io_progress), so that a long read or upload between two progress calls still proves it is alive.
+ */
+export function withTransferHeartbeats<T>(fn: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  ctx.heartbeat({ step: 'start' });
+  let bytes = 0;
+  let last = Date.now();
+  return withByteProgress((n) => {
+    bytes += n;
+    if (Date.now() - last < BYTE_HEARTBEAT_MS) return;
+    last = Date.now();
+    ctx.heartbeat({ step: 'transfer', bytes });
+  }, fn);
+}
+
+/** The same functions, each run with transfer heartbeats and through finalOnBadInput. */
 export function withFinalErrors<T extends object>(fns: T): T {
   const out: Record<string, unknown> = {};
   for (const [k, f] of Object.entries(fns) as [string, (...args: unknown[]) => Promise<unknown>][])
-    out[k] = (...args: unknown[]) => finalOnBadInput(() => f(...args));
+    out[k] = (...args: unknown[]) => finalOnBadInput(() => withTransferHeartbeats(() => f(...args)));
   return out as T;
 }

@@ -8,7 +8,7 @@ import * as pipeline from '../core/pipeline';
 import { heartbeatProgress, withFinalErrors } from './heartbeat';
 
 export function createMergeActivities() {
-  const steps = withFinalErrors(pipeline.coreSteps((step) => heartbeatProgress(step)));
+  const steps = pipeline.coreSteps((step) => heartbeatProgress(step));
   return withFinalErrors({
     ...steps,
 

@@ -15,8 +15,11 @@ import {
   StoreError,
 } from './types';
 import { filePath } from './uri';
+import { reportBytes } from '../io_progress';
 
 const COPY_CHUNK = 16 * 1024 * 1024;
+/** Largest single read: long reads go in pieces, each reported as progress. */
+const FILE_READ = 8 * 1024 * 1024;
 const TMP_MARK = '.tmp-';
 
 /** The version tag of a file: it changes when the file is rewritten or replaced. */
@@ -90,7 +93,8 @@ export class FileStore implements Store {
       const buf = Buffer.allocUnsafe(length);
       let got = 0;
       while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+        const { bytesRead } = await fh.read(buf, got, Math.min(FILE_READ, length - got), offset + got);
+        reportBytes(bytesRead);
         if (bytesRead === 0)
           throw new StoreError(`${uri}: unexpected end of file reading ${length} bytes at ${offset}`);
         got += bytesRead;

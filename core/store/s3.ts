@@ -27,6 +27,7 @@ import {
   StoreError,
 } from './types';
 import { parseS3 } from './uri';
+import { reportBytes } from '../io_progress';
 import { copyPlan, partSizeFor, pool, UploadPiece } from './s3_parts';
 
 let shared: S3Client | undefined;
@@ -90,10 +91,26 @@ function bucketOf(uri: string): string {
   }
 }
 
-async function bodyBytes(body: unknown): Promise<Uint8Array> {
-  const b = body as { transformToByteArray?: () => Promise<Uint8Array> };
-  if (!b?.transformToByteArray) throw new StoreError('S3 returned no body');
-  return b.transformToByteArray();
+/** The body of a GET, streamed chunk by chunk (each reported as progress) into one buffer. */
+async function bodyBytes(body: unknown, length?: number): Promise<Uint8Array> {
+  if (!body || typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] !== 'function') {
+    const b = body as { transformToByteArray?: () => Promise<Uint8Array> };
+    if (!b?.transformToByteArray) throw new StoreError('S3 returned no body');
+    return b.transformToByteArray();
+  }
+  const chunks: Uint8Array[] = [];
+  const out = length === undefined ? undefined : Buffer.allocUnsafe(length);
+  let got = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    if (out) {
+      if (got + chunk.byteLength > out.byteLength)
+        throw new StoreError(`S3 returned more than the ${length} bytes asked`);
+      out.set(chunk, got);
+    } else chunks.push(chunk);
+    got += chunk.byteLength;
+    reportBytes(chunk.byteLength);
+  }
+  return out ? out.subarray(0, got) : Buffer.concat(chunks, got);
 }
 
 export class S3Store implements Store {
@@ -127,7 +144,7 @@ export class S3Store implements Store {
           IfMatch: expect === undefined ? undefined : `"${expect}"`,
         }),
       );
-      const bytes = await bodyBytes(r.Body);
+      const bytes = await bodyBytes(r.Body, length);
       if (bytes.byteLength !== length) {
         throw new StoreError(`${uri}: short read, asked ${length} bytes at ${offset}, got ${bytes.byteLength}`);
       }
@@ -189,7 +206,10 @@ export class S3Store implements Store {
     const send = (PartNumber: number, body: Buffer): Promise<void> => {
       const p = client
         .send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber, Body: body }))
-        .then((r) => void parts.push({ ETag: r.ETag ?? '', PartNumber }))
+        .then((r) => {
+          parts.push({ ETag: r.ETag ?? '', PartNumber });
+          reportBytes(body.byteLength);
+        })
         .catch((e) => void (failed ??= e))
         .finally(() => inFlight.delete(p));
       inFlight.add(p);
@@ -325,6 +345,7 @@ export class S3Store implements Store {
           ).ETag;
         }
         done += piece.length;
+        reportBytes(piece.length);
         await opts.progress?.(done, total);
         return { ETag: etag ?? '', PartNumber };
       });
