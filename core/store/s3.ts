@@ -199,6 +199,7 @@ export class S3Store implements Store {
     let bytes = 0;
     let uploadId: string | undefined;
     const parts: { ETag: string; PartNumber: number }[] = [];
+    let partsStarted = 0;
     const inFlight = new Set<Promise<void>>();
     let failed: unknown;
     let done = false;
@@ -227,10 +228,10 @@ export class S3Store implements Store {
         const r = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
         uploadId = r.UploadId;
       }
-      void send(parts.length + inFlight.size + 1, body);
+      void send(++partsStarted, body);
       await drain(UPLOAD_CONCURRENCY - 1);
     };
-    const partSize = (): number => partSizeFor(sizeHint, base, parts.length + inFlight.size + 1);
+    const partSize = (): number => partSizeFor(sizeHint, base, partsStarted + 1);
 
     const abort = async (): Promise<void> => {
       if (done) return;
