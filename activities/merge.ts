@@ -5,11 +5,11 @@
 import { log } from '@temporalio/activity';
 import type { MergeConfig } from '../core/config/schema';
 import * as pipeline from '../core/pipeline';
-import { heartbeatProgress } from './heartbeat';
+import { heartbeatProgress, withFinalErrors } from './heartbeat';
 
 export function createMergeActivities() {
   const steps = pipeline.coreSteps((step) => heartbeatProgress(step));
-  return {
+  return withFinalErrors({
     ...steps,
 
     async planMerge(config: MergeConfig, runId: string): Promise<pipeline.MergePlan> {
@@ -25,9 +25,9 @@ export function createMergeActivities() {
     },
 
     async clearWork(plan: pipeline.MergePlan): Promise<void> {
-      await pipeline.clearWork(plan);
+      await pipeline.clearWork(plan, heartbeatProgress('clear'));
     },
-  };
+  });
 }
 
 export type MergeActivities = ReturnType<typeof createMergeActivities>;

@@ -31,6 +31,8 @@ export const NON_RETRYABLE = [
   'ConfigError',
   'ZodError',
   'MethodNotImplementedError',
+  'InputChangedError',
+  'AccessDeniedError',
 ];
 
 function activityOptions(heartbeatSeconds: number): ActivityOptions {

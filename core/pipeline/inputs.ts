@@ -8,8 +8,9 @@ export interface OpenInputs {
 }
 
 export async function openInputs(plan: MergePlan): Promise<OpenInputs> {
-  const base = await Checkpoint.open(plan.base.uri);
-  const models = await Promise.all(plan.models.map((m) => Checkpoint.open(m.uri)));
+  // pinned: a file replaced since planning throws InputChangedError here or at any later read
+  const base = await Checkpoint.open(plan.base.uri, plan.base.versions);
+  const models = await Promise.all(plan.models.map((m) => Checkpoint.open(m.uri, m.versions)));
   for (const [ref, ck] of [[plan.base, base] as const, ...plan.models.map((m, i) => [m, models[i]] as const)]) {
     if (ck.size !== ref.bytes) {
       throw new InputMismatchError(

@@ -47,10 +47,12 @@ export async function reducePass(
   passName: string,
   uris: readonly string[],
   state: PassState,
+  progress?: Progress,
 ): Promise<PassState> {
   const { pass, ctx } = passOf(plan, passName);
   const saved: unknown[] = [];
-  for (const uri of uris) {
+  for (const [i, uri] of uris.entries()) {
+    await progress?.(i, uris.length, uri);
     const doc = (await readJson(uri, (why) => new Error(`${uri}: saved pass result is not valid JSON (${why})`))) as {
       saved: unknown;
     };

@@ -29,6 +29,8 @@ export interface InputRef {
   name: string;
   uri: string;
   bytes: number;
+  /** Each file's version when planned (S3 ETag; for files size-mtime): later reads are pinned to these. */
+  versions: Record<string, string>;
 }
 
 export interface MergePlan {
@@ -56,7 +58,20 @@ export interface MergePlan {
   warnings: string[];
 }
 
-const SIDE_FILES = ['config.json', 'preprocessor_config.json'];
+/** Files copied from a base folder beside the merged weights, when present (as mergekit does). */
+const SIDE_FILES = [
+  'config.json',
+  'preprocessor_config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'tokenizer.model',
+  'vocab.json',
+  'vocab.txt',
+  'merges.txt',
+];
 
 export function outputLocation(output: string): { file: string; manifest: string; folder?: string } {
   if (output.endsWith('.safetensors'))
@@ -130,11 +145,21 @@ export function splitShards(tensors: readonly TensorInfo[], shards: number): Sha
   return out;
 }
 
-export async function planMerge(config: MergeConfig, runId: string): Promise<MergePlan> {
+/** `progress` counts checkpoints whose headers are read (a pool of hundreds over S3 takes a while). */
+export async function planMerge(
+  config: MergeConfig,
+  runId: string,
+  progress?: (done: number, total: number, note?: string) => void | Promise<void>,
+): Promise<MergePlan> {
   const cfg = runnableConfig(config);
   const base = await Checkpoint.open(cfg.base);
+  let opened = 0;
   const models = await Promise.all(
-    cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(m.checkpoint) })),
+    cfg.models.map(async (m) => {
+      const ck = await Checkpoint.open(m.checkpoint);
+      await progress?.(++opened, cfg.models.length, m.name);
+      return { name: m.name, ck };
+    }),
   );
   const warnings = checkCompatible(base, models);
   const loc = outputLocation(cfg.output);
@@ -153,8 +178,8 @@ export async function planMerge(config: MergeConfig, runId: string): Promise<Mer
     params: cfg.parameters,
     passes: method.passes.map((p) => ({ name: p.name, phase: p.phase })),
     kernel: method.kind,
-    base: { name: 'base', uri: base.uri, bytes: base.size },
-    models: models.map(({ name, ck }) => ({ name, uri: ck.uri, bytes: ck.size })),
+    base: { name: 'base', uri: base.uri, bytes: base.size, versions: base.versions },
+    models: models.map(({ name, ck }) => ({ name, uri: ck.uri, bytes: ck.size, versions: ck.versions })),
     outputFile: loc.file,
     manifestUri: loc.manifest,
     outputFolder: loc.folder,

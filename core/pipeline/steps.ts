@@ -7,13 +7,13 @@ import { writeCoefficients } from './coefficients';
 import { mergeShard } from './merge_shard';
 import { Progress } from './inputs';
 
-/** `progress(step)` gives the progress callback of a long step (map, merge, publish), or undefined. */
+/** `progress(step)` gives the progress callback of a step (every step reports: any may outlast a heartbeat), or undefined. */
 export function coreSteps(progress: (step: string) => Progress | undefined = () => undefined): MergeSteps {
   return {
-    planMerge,
-    hashCheckpoint,
+    planMerge: (config, runId) => planMerge(config, runId, progress('plan')),
+    hashCheckpoint: (uri) => hashCheckpoint(uri, progress('hash')),
     mapShard: (plan, pass, shard, state) => mapShard(plan, pass, shard, state, progress(pass)),
-    reducePass,
+    reducePass: (plan, pass, uris, state) => reducePass(plan, pass, uris, state, progress(`${pass} reduce`)),
     writeCoefficients,
     mergeShard: (plan, shard, state, coefficients) => mergeShard(plan, shard, state, coefficients, progress('merge')),
     publishMerge: (plan, parts, hashes, config) => publishMerge(plan, parts, hashes, config, progress('publish')),

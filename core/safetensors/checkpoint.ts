@@ -29,20 +29,29 @@ export class Checkpoint {
     }
   }
 
-  static async open(uri: string): Promise<Checkpoint> {
-    if (uri.endsWith('.safetensors')) return new Checkpoint(uri, [await SafetensorsFile.open(uri)], undefined);
-    if (uri.endsWith('.index.json')) return Checkpoint.openIndex(uri, dirnameUri(uri));
+  /**
+   * `pins` maps file URIs to the versions (etags) a run recorded: those files must still be those versions,
+   * and every later read checks it.
+   */
+  static async open(uri: string, pins?: Readonly<Record<string, string>>): Promise<Checkpoint> {
+    const openFile = (u: string): Promise<SafetensorsFile> => SafetensorsFile.open(u, pins?.[u]);
+    if (uri.endsWith('.safetensors')) return new Checkpoint(uri, [await openFile(uri)], undefined);
+    if (uri.endsWith('.index.json')) return Checkpoint.openIndex(uri, dirnameUri(uri), openFile);
     const store = storeFor(uri);
     const index = joinUri(uri, INDEX_NAME);
-    if (await store.stat(index)) return Checkpoint.openIndex(index, uri);
+    if (await store.stat(index)) return Checkpoint.openIndex(index, uri, openFile);
     const single = joinUri(uri, SINGLE_NAME);
-    if (await store.stat(single)) return new Checkpoint(uri, [await SafetensorsFile.open(single)], uri);
+    if (await store.stat(single)) return new Checkpoint(uri, [await openFile(single)], uri);
     throw new NotFoundError(
       `${uri}: not a checkpoint; expected a .safetensors file or a folder with ${SINGLE_NAME} or ${INDEX_NAME}`,
     );
   }
 
-  private static async openIndex(indexUri: string, folder: string): Promise<Checkpoint> {
+  private static async openIndex(
+    indexUri: string,
+    folder: string,
+    openFile: (uri: string) => Promise<SafetensorsFile>,
+  ): Promise<Checkpoint> {
     const idx = (await readJson(
       indexUri,
       (why) => new SafetensorsError(`${indexUri}: not a valid index JSON (${why})`),
@@ -51,7 +60,7 @@ export class Checkpoint {
       throw new SafetensorsError(`${indexUri}: missing "weight_map"`);
     }
     const shardNames = [...new Set(Object.values(idx.weight_map))].sort();
-    const files = await Promise.all(shardNames.map((s) => SafetensorsFile.open(joinUri(folder, s))));
+    const files = await Promise.all(shardNames.map((s) => openFile(joinUri(folder, s))));
     const ck = new Checkpoint(folder, files, folder);
     for (const [name, shard] of Object.entries(idx.weight_map)) {
       const f = ck.where.get(name);
@@ -68,6 +77,11 @@ export class Checkpoint {
   /** Tensors in a stable order: file by file, data order within a file. */
   get tensors(): readonly TensorInfo[] {
     return this.infos;
+  }
+
+  /** Each file's version (etag), by URI: what a plan pins. */
+  get versions(): Record<string, string> {
+    return Object.fromEntries(this.files.map((f) => [f.uri, f.etag ?? '']));
   }
 
   get size(): number {

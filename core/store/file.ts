@@ -3,8 +3,60 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Committed, NotFoundError, ObjectStat, ObjectWriter, Store, StoreError } from './types';
+import {
+  Committed,
+  ComposeOptions,
+  InputChangedError,
+  NotFoundError,
+  ObjectStat,
+  ObjectWriter,
+  Segment,
+  Store,
+  StoreError,
+} from './types';
 import { filePath } from './uri';
+import { reportBytes } from '../io_progress';
+
+const COPY_CHUNK = 16 * 1024 * 1024;
+/** Largest single read: long reads go in pieces, each reported as progress. */
+const FILE_READ = 8 * 1024 * 1024;
+const TMP_MARK = '.tmp-';
+
+/** The version tag of a file: it changes when the file is rewritten or replaced. */
+function fileEtag(s: { size: number; mtimeMs: number }): string {
+  return `${s.size}-${s.mtimeMs}`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Temp files of `final` (`final.tmp-PID-RAND`) whose writing process is gone (killed before commit or abort). */
+async function removeStaleTemps(final: string): Promise<number> {
+  const dir = path.dirname(final);
+  const stem = path.basename(final) + TMP_MARK;
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    if (!name.startsWith(stem)) continue;
+    const pid = Number(name.slice(stem.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+      await fs.rm(path.join(dir, name), { force: true });
+      n++;
+    }
+  }
+  return n;
+}
 
 function wrap(e: unknown, uri: string): Error {
   const err = e as NodeJS.ErrnoException;
@@ -20,21 +72,29 @@ export class FileStore implements Store {
   async stat(uri: string): Promise<ObjectStat | null> {
     try {
       const s = await fs.stat(filePath(uri));
-      return s.isFile() ? { uri, size: s.size, etag: `${s.size}-${s.mtimeMs}` } : null;
+      return s.isFile() ? { uri, size: s.size, etag: fileEtag(s) } : null;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw wrap(e, uri);
     }
   }
 
-  async read(uri: string, offset: number, length: number): Promise<Uint8Array> {
+  async read(uri: string, offset: number, length: number, expect?: string): Promise<Uint8Array> {
     let fh: fs.FileHandle | undefined;
     try {
       fh = await fs.open(filePath(uri), 'r');
+      if (expect !== undefined) {
+        const now = fileEtag(await fh.stat());
+        if (now !== expect)
+          throw new InputChangedError(
+            `${uri} changed since the run pinned it (size-mtime ${expect} -> ${now}); restore it or start a new run`,
+          );
+      }
       const buf = Buffer.allocUnsafe(length);
       let got = 0;
       while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+        const { bytesRead } = await fh.read(buf, got, Math.min(FILE_READ, length - got), offset + got);
+        reportBytes(bytesRead);
         if (bytesRead === 0)
           throw new StoreError(`${uri}: unexpected end of file reading ${length} bytes at ${offset}`);
         got += bytesRead;
@@ -79,7 +139,8 @@ export class FileStore implements Store {
   async writer(uri: string): Promise<ObjectWriter> {
     const final = filePath(uri);
     await fs.mkdir(path.dirname(final), { recursive: true });
-    const tmp = `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    await removeStaleTemps(final);
+    const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
     const fh = await fs.open(tmp, 'w');
     const hash = createHash('sha256');
     let bytes = 0;
@@ -110,6 +171,45 @@ export class FileStore implements Store {
         await fs.rm(tmp, { force: true });
       },
     };
+  }
+
+  /** Head, then each segment copied in 16 MiB ranges into the temp file; renamed into place at the end. */
+  async compose(
+    uri: string,
+    head: Uint8Array,
+    segments: readonly Segment[],
+    opts: ComposeOptions = {},
+  ): Promise<number> {
+    const total = head.byteLength + segments.reduce((a, s) => a + s.length, 0);
+    const w = await this.writer(uri);
+    try {
+      await w.write(head);
+      let done = head.byteLength;
+      for (const s of segments) {
+        for (let off = 0; off < s.length; off += COPY_CHUNK) {
+          const n = Math.min(COPY_CHUNK, s.length - off);
+          await w.write(await this.read(s.uri, s.offset + off, n));
+          done += n;
+          await opts.progress?.(done, total);
+        }
+      }
+      await w.commit();
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    return total;
+  }
+
+  /** Temp files left under a folder by writers that were killed. */
+  async abortUploads(prefix: string): Promise<number> {
+    let n = 0;
+    for (const uri of await this.list(prefix)) {
+      const p = filePath(uri);
+      const i = p.lastIndexOf(TMP_MARK);
+      if (i > 0) n += await removeStaleTemps(p.slice(0, i));
+    }
+    return n;
   }
 
   async delete(uri: string): Promise<void> {

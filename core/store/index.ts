@@ -42,11 +42,20 @@ export async function readJson(uri: string, invalid: (reason: string) => Error):
   }
 }
 
-/** sha256 of a whole object, streamed in 16 MiB ranges. */
-export async function sha256Of(uri: string, size: number, chunk = 16 * 1024 * 1024): Promise<string> {
+/** sha256 of a whole object, streamed in 16 MiB ranges; `progress` gets the bytes hashed so far. */
+export async function sha256Of(
+  uri: string,
+  size: number,
+  chunk = 16 * 1024 * 1024,
+  progress?: (done: number) => void | Promise<void>,
+  expect?: string,
+): Promise<string> {
   const store = storeFor(uri);
   const h = createHash('sha256');
-  for (let off = 0; off < size; off += chunk) h.update(await store.read(uri, off, Math.min(chunk, size - off)));
+  for (let off = 0; off < size; off += chunk) {
+    h.update(await store.read(uri, off, Math.min(chunk, size - off), expect));
+    await progress?.(Math.min(size, off + chunk));
+  }
   return h.digest('hex');
 }
 

@@ -13,6 +13,18 @@ export interface Committed {
   sha256: string;
 }
 
+/** A byte range of a stored object, one piece of an object composed by Store.compose. */
+export interface Segment {
+  uri: string;
+  offset: number;
+  length: number;
+}
+
+/** Composing an object from a head and byte ranges of other objects; progress counts bytes placed. */
+export interface ComposeOptions {
+  progress?: (done: number, total: number) => void | Promise<void>;
+}
+
 /**
  * A streaming write that becomes visible only on commit(): files are written under a temporary name
  * and renamed; S3 objects are multipart uploads, which S3 shows only once completed.
@@ -28,11 +40,23 @@ export interface Store {
   readonly scheme: 'file' | 's3';
   /** null when there is no object at that URI. */
   stat(uri: string): Promise<ObjectStat | null>;
-  read(uri: string, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * `expect` pins the read to one version of the object (an etag from stat): a replaced object throws
+   * InputChangedError instead of returning bytes of another version.
+   */
+  read(uri: string, offset: number, length: number, expect?: string): Promise<Uint8Array>;
   readAll(uri: string): Promise<Uint8Array>;
   /** Object URIs under a prefix (recursive), sorted. */
   list(prefix: string): Promise<string[]>;
-  writer(uri: string): Promise<ObjectWriter>;
+  /** `sizeHint` (total bytes, when known) lets S3 pick a part size that fits the 10 000-part limit. */
+  writer(uri: string, sizeHint?: number): Promise<ObjectWriter>;
+  /**
+   * Write `head` followed by the segments as one object, atomically, without passing the segments' bytes
+   * through this process where the store can avoid it (S3: UploadPartCopy). Returns the object's size.
+   */
+  compose(uri: string, head: Uint8Array, segments: readonly Segment[], opts?: ComposeOptions): Promise<number>;
+  /** Abort unfinished multipart uploads under a prefix (left by a killed writer); returns how many. */
+  abortUploads(prefix: string): Promise<number>;
   delete(uri: string): Promise<void>;
 }
 
@@ -42,4 +66,14 @@ export class StoreError extends Error {
 
 export class NotFoundError extends StoreError {
   override name = 'NotFoundError';
+}
+
+/** A pinned object was replaced since it was pinned (its etag, or a file's size and mtime, changed). */
+export class InputChangedError extends StoreError {
+  override name = 'InputChangedError';
+}
+
+/** The store refused the credentials or the access: retrying cannot help. */
+export class AccessDeniedError extends StoreError {
+  override name = 'AccessDeniedError';
 }
