@@ -7,7 +7,8 @@ import { follow, queryProgress } from '../follow';
 import { printJson, resultLines } from '../format';
 import { UsageError } from '../errors';
 
-async function handleFor(runId: string) {
+/** The run's handle and description; a usage error when there is no such run. */
+export async function handleFor(runId: string) {
   const { client } = await connectClient();
   const handle = client.workflow.getHandle(runId);
   try {
@@ -108,6 +109,7 @@ export function listCommand(): Command {
         method?: string;
         started: string;
         closed?: string;
+        resumedFrom?: string;
       }[] = [];
       for await (const w of client.workflow.list({ query })) {
         const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
@@ -118,12 +120,15 @@ export function listCommand(): Command {
           method: sa.MergeMethod?.[0] as string | undefined,
           started: w.startTime.toISOString(),
           closed: w.closeTime?.toISOString(),
+          resumedFrom: typeof w.memo?.resumedFrom === 'string' ? w.memo.resumedFrom : undefined,
         });
         if (rows.length >= opts.limit) break;
       }
       if (opts.json) return printJson(rows);
       if (!rows.length) return console.log('no runs');
       for (const r of rows)
-        console.log(`${r.runId.padEnd(48)} ${r.status.padEnd(11)} ${(r.method ?? '').padEnd(16)} ${r.started}`);
+        console.log(
+          `${r.runId.padEnd(48)} ${r.status.padEnd(11)} ${(r.method ?? '').padEnd(16)} ${r.started}${r.resumedFrom ? `  resumes ${r.resumedFrom}` : ''}`,
+        );
     });
 }

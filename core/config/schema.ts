@@ -17,7 +17,11 @@ export const uri = z
 
 const entryName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 
-export const modelEntry = strictObject({ name: entryName, checkpoint: uri });
+/** A model's checkpoint, or the newest checkpoint under a prefix (resolved when the run starts). */
+export const latestUnder = strictObject({ latest_under: uri });
+export const checkpointRef = uri.or(latestUnder);
+
+export const modelEntry = strictObject({ name: entryName, checkpoint: checkpointRef });
 
 export const taskEntry = strictObject({
   name: entryName,
@@ -95,6 +99,14 @@ export type AdamergingConfig = Extract<MergeConfig, { method: typeof ADAMERGING 
 
 export function isDataFree(cfg: MergeConfig): cfg is DataFreeConfig {
   return cfg.method !== ADAMERGING;
+}
+
+/** A model's checkpoint URI; throws when it still names a prefix (`latest_under`) that was not resolved. */
+export function checkpointOf(m: { name: string; checkpoint: z.infer<typeof checkpointRef> }): string {
+  if (typeof m.checkpoint === 'string') return m.checkpoint;
+  throw new Error(
+    `model '${m.name}': checkpoint { latest_under: ${m.checkpoint.latest_under} } was not resolved; only a run resolves it`,
+  );
 }
 
 /** A method the config schema accepts but mergeflow cannot run yet. */

@@ -3,9 +3,10 @@
  * base, and split the tensor list into contiguous shards of similar size. The plan is a small plain object:
  * it travels in Temporal payloads, so it holds URIs and counts, never tensors or tensor lists.
  */
-import { MergeConfig, runnableConfig } from '../config/schema';
+import { checkpointOf, MergeConfig, runnableConfig } from '../config/schema';
 import { Checkpoint, DType, DTYPE_BYTES, isFloatDType, numel, TensorInfo } from '../safetensors';
-import { dirnameUri, joinUri } from '../store/uri';
+import { joinUri } from '../store/uri';
+import { workPrefixFor } from '../resume/work';
 import { dataFreeMethod } from '../merge/registry';
 
 export class InputMismatchError extends Error {
@@ -134,7 +135,7 @@ export async function planMerge(config: MergeConfig, runId: string): Promise<Mer
   const cfg = runnableConfig(config);
   const base = await Checkpoint.open(cfg.base);
   const models = await Promise.all(
-    cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(m.checkpoint) })),
+    cfg.models.map(async (m) => ({ name: m.name, ck: await Checkpoint.open(checkpointOf(m)) })),
   );
   const warnings = checkCompatible(base, models);
   const loc = outputLocation(cfg.output);
@@ -159,7 +160,7 @@ export async function planMerge(config: MergeConfig, runId: string): Promise<Mer
     manifestUri: loc.manifest,
     outputFolder: loc.folder,
     copyFromBase: loc.folder && base.folder ? SIDE_FILES.map((f) => joinUri(base.folder!, f)) : [],
-    workPrefix: joinUri(dirnameUri(loc.file), '.mergeflow-work', runId) + '/',
+    workPrefix: workPrefixFor(cfg.output, runId),
     dtype,
     tensorCount: base.tensors.length,
     mergedElements,

@@ -20,7 +20,7 @@ export class FileStore implements Store {
   async stat(uri: string): Promise<ObjectStat | null> {
     try {
       const s = await fs.stat(filePath(uri));
-      return s.isFile() ? { uri, size: s.size, etag: `${s.size}-${s.mtimeMs}` } : null;
+      return s.isFile() ? { uri, size: s.size, etag: `${s.size}-${s.mtimeMs}`, modified: s.mtime } : null;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw wrap(e, uri);
