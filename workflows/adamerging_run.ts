@@ -15,6 +15,7 @@ import {
   defineQuery,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   TimeoutFailure,
@@ -89,6 +90,8 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
     lambda: input.carried?.summary,
   };
   setHandler(adaProgressQuery, () => progress);
+  // runs started before resume support have no run record or memo: replay them as they ran
+  const resumable = patched('resume-ledger');
   upsertSearchAttributes([
     { key: MergeStatus, value: 'running' },
     { key: MergeMethod, value: cfg.method },
@@ -120,17 +123,18 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
     if (!c) {
       const t0 = Date.now();
       // before any work: where it goes (for `resume` and `gc`, even if the run is stopped at once)
-      upsertMemo({
-        workPrefix: input.resume?.workPrefix ?? workPrefixFor(cfg.output, runId),
-        ...(input.resume ? { resumedFrom: input.resume.from } : {}),
-      });
+      if (resumable)
+        upsertMemo({
+          workPrefix: input.resume?.workPrefix ?? workPrefixFor(cfg.output, runId),
+          ...(input.resume ? { resumedFrom: input.resume.from } : {}),
+        });
       const opened = input.resume ? await quick.openAdaResume(input.resume) : undefined;
       let plan: AdaPlan;
       if (opened?.plan) plan = { ...opened.plan, runId };
       else {
         const planned = await quick.adaMergingPlan(cfg, runId);
         plan = input.resume ? { ...planned, workPrefix: input.resume.workPrefix } : planned;
-        await quick.recordAdaRun(plan, cfg);
+        if (resumable) await quick.recordAdaRun(plan, cfg);
       }
       const found = opened?.found;
       const timings: Record<string, number> = { validate: (Date.now() - t0) / 1000 };

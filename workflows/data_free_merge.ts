@@ -10,6 +10,7 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -59,6 +60,8 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
   const quick = proxyActivities<Activities>({ ...activityOptions(30), startToCloseTimeout: '10 minutes' });
   const progress: MergeProgress = { phase: 'planning', done: 0, total: 1, method: cfg.method, output: cfg.output };
   setHandler(progressQuery, () => progress);
+  // runs started before resume support have no run record or memo: replay them as they ran
+  const resumable = patched('resume-ledger');
   upsertSearchAttributes([
     { key: MergeStatus, value: 'running' },
     { key: MergeMethod, value: cfg.method },
@@ -77,7 +80,7 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
     planMerge: async (c, id) => {
       const planned = await quick.planMerge(c, id);
       const p = input.resume ? { ...planned, workPrefix: input.resume.workPrefix } : planned;
-      await quick.recordMergeRun(p, c);
+      if (resumable) await quick.recordMergeRun(p, c);
       return p;
     },
     hashCheckpoint: acts.hashCheckpoint,
@@ -97,7 +100,7 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
     } else {
       cfg = await runConfig(cfg, quick.resolveLatest);
       // before any work: where it goes (for `resume` and `gc`, even if the run is stopped at once)
-      upsertMemo({ workPrefix: workPrefixFor(cfg.output, runId) });
+      if (resumable) upsertMemo({ workPrefix: workPrefixFor(cfg.output, runId) });
     }
     progress.output = cfg.output;
     const r = await driveMerge(
