@@ -56,6 +56,22 @@ test('latest_under picks the newest checkpoint, files and folders alike', async 
   await assert.rejects(newestCheckpoint(`${s3}/nothing/`), /no \.safetensors checkpoint under this prefix/);
 });
 
+test('a checkpoint that is neither a URI nor { latest_under } is one line, exit 2', async () => {
+  const dir = tmpDir('latest-bad');
+  const cfg = writeYaml(path.join(dir, 'c.yaml'), {
+    method: 'ties',
+    base: path.join(dir, 'b.safetensors'),
+    models: [{ name: 'a', checkpoint: { latest: 's3://x/y/' } }],
+    output: path.join(dir, 'o.safetensors'),
+  });
+  const r = await runCli(['schedule', 'create', 'never', cfg, '--cron', '0 2 * * *'], env);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /models\.0\.checkpoint: expected a URI .* or \{ latest_under: URI \}/);
+  const bad = await runCli(['schedule', 'create', 'never', cfg, '--cron', '0 2 * * *', '--overlap', 'sometimes'], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /expected one of skip, buffer_one/);
+});
+
 test('schedule create, update, describe, trigger: a real run into a folder named for its scheduled time', async () => {
   const s3 = s3Prefix('sched');
   const dir = tmpDir('sched');

@@ -19,7 +19,9 @@ const entryName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - 
 
 /** A model's checkpoint, or the newest checkpoint under a prefix (resolved when the run starts). */
 export const latestUnder = strictObject({ latest_under: uri });
-export const checkpointRef = uri.or(latestUnder);
+export const checkpointRef = z.union([uri, latestUnder], {
+  error: 'expected a URI (file://, s3:// or a plain path) or { latest_under: URI }',
+});
 
 export const modelEntry = strictObject({ name: entryName, checkpoint: checkpointRef });
 
