@@ -20,11 +20,13 @@ export interface ResumeRequest {
 export function createResumeActivities() {
   return {
     async recordMergeRun(plan: MergePlan, config: unknown): Promise<string> {
-      return recordRun(dataFreeResume, { runId: plan.runId, workPrefix: plan.workPrefix, config, plan });
+      const output = plan.outputFolder ?? plan.outputFile;
+      return recordRun(dataFreeResume, { runId: plan.runId, workPrefix: plan.workPrefix, output, config, plan });
     },
 
     async recordAdaRun(plan: AdaPlan, config: unknown): Promise<string> {
-      return recordRun(adaMergingResume, { runId: plan.runId, workPrefix: plan.workPrefix, config, plan });
+      const { runId, workPrefix, output } = plan;
+      return recordRun(adaMergingResume, { runId, workPrefix, output, config, plan });
     },
 
     async openMergeResume(r: ResumeRequest): Promise<Resumed<MergePlan, Record<string, unknown>>> {

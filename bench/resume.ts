@@ -50,7 +50,13 @@ export async function measure(o: BenchOptions & { dim: number; layers: number; m
     all: sequential,
     planMerge: async (c, id) => {
       const plan = await steps.planMerge(c, id);
-      await recordRun(dataFreeResume, { runId: id, workPrefix: plan.workPrefix, config: c, plan });
+      await recordRun(dataFreeResume, {
+        runId: id,
+        workPrefix: plan.workPrefix,
+        output: plan.outputFile,
+        config: c,
+        plan,
+      });
       return plan;
     },
     publishMerge: () => Promise.reject(new Error('stopped before publishing')),

@@ -15,6 +15,7 @@ import { validateConfig } from '../core/config/load';
 import { runLocalMerge } from '../core/pipeline/local';
 import { storeFor } from '../core/store';
 import { temporalTarget } from '../workers/temporal_config';
+import { checkWorkOutside, workPrefixFor } from '../core/resume/work';
 import { runCli, startWorker, stopWorker, tmpDir, uniq, waitFor, writeYaml } from './helpers/env';
 
 const queue = uniq('resume');
@@ -69,6 +70,17 @@ async function scheduledActivities(h: WorkflowHandle, type: string): Promise<num
   const hist = await h.fetchHistory();
   return (hist.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type).length;
 }
+
+test('the work prefix lies beside the output, never inside an output folder', () => {
+  assert.equal(workPrefixFor('s3://b/merged/out/', 'r1'), 's3://b/merged/.mergeflow-work/r1/');
+  assert.equal(workPrefixFor('s3://b/merged/m.safetensors', 'r1'), 's3://b/merged/.mergeflow-work/r1/');
+  assert.equal(workPrefixFor('file:///x/nightly/20261127T020000Z', 'r2'), 'file:///x/nightly/.mergeflow-work/r2/');
+  checkWorkOutside('s3://b/merged/out', workPrefixFor('s3://b/merged/out', 'r1'));
+  assert.throws(
+    () => checkWorkOutside('s3://b/out', 's3://b/out/.mergeflow-work/r1/'),
+    /lies inside the output folder/,
+  );
+});
 
 test('a TIES run terminated while merging resumes: committed units reused, output byte-identical', async () => {
   const run = await tiesRun('resume', 21);

@@ -12,6 +12,7 @@ import { isUnder, WORK_FOLDER } from '../../core/resume/work';
 import { connectClient } from '../client';
 import { printJson } from '../format';
 
+/** Workflow types whose runs keep work under a work prefix named in their memo (add new resumable types here). */
 export const RUN_TYPES = ['dataFreeMerge', 'adaMergingRun'];
 
 function durationArg(v: string): number {

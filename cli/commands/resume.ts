@@ -51,7 +51,7 @@ export function resumeCommand(): Command {
         const workPrefix = desc.memo?.workPrefix;
         if (typeof workPrefix !== 'string')
           throw new UsageError(
-            `run '${run}' stopped before it planned, so it committed nothing; start it again with 'mergeflow run CONFIG'`,
+            `run '${run}' recorded no work prefix (it stopped before planning, or predates resume support), so there is nothing to reuse; start it again with 'mergeflow run CONFIG'`,
           );
         const record = await readRunRecord(workPrefix);
         if (!record)

@@ -17,6 +17,8 @@ export interface RunRecord<Plan = unknown> {
   /** The run that wrote the record (the first of a chain of resumed runs). */
   runId: string;
   workPrefix: string;
+  /** The output (a .safetensors object or a folder); the work prefix lies outside it. */
+  output: string;
   config: unknown;
   plan: Plan;
   inputs: InputPin[];

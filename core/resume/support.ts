@@ -7,6 +7,7 @@
 import { storeFor } from '../store';
 import { NotFoundError } from '../store/types';
 import { verifiedLedger, VerifiedLedger } from './ledger';
+import { checkWorkOutside } from './work';
 import { checkInputs, pinInputs, readRunRecord, RunRecord, writeRunRecord } from './record';
 
 export interface ResumeSupport<Plan, Found> {
@@ -31,8 +32,9 @@ export interface Resumed<Plan, Found> {
 /** Pin the inputs and write the run record (once per work prefix; a resumed run keeps the first). */
 export async function recordRun<Plan>(
   support: ResumeSupport<Plan, unknown>,
-  r: { runId: string; workPrefix: string; config: unknown; plan: Plan },
+  r: { runId: string; workPrefix: string; output: string; config: unknown; plan: Plan },
 ): Promise<string> {
+  checkWorkOutside(r.output, r.workPrefix);
   const record: RunRecord<Plan> = {
     workflowType: support.workflowType,
     ...r,
