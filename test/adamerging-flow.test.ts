@@ -247,7 +247,10 @@ test(
       120_000,
       'the step-10 checkpoint in the ledger',
     );
+    // stop the worker too, so the terminated run's epoch cannot go on writing; a fresh worker serves the resume
+    for (const w of workers.splice(0)) await stopWorker(w, 'SIGKILL');
     await h.terminate('test: stop mid-epoch');
+    workers.push(startWorker(queue));
     const res = await runCli(['resume', h.workflowId, '--wait', '--json'], { MERGEFLOW_TASK_QUEUE: queue }, 240_000);
     assert.equal(res.code, 0, res.stderr);
     const out = JSON.parse(res.stdout) as { runId: string; resumedFrom: string; status: string };

@@ -81,7 +81,7 @@ export function resultsCommand(): Command {
 export function cancelCommand(): Command {
   return new Command('cancel')
     .description(
-      'cancel a running merge (no output is published; data-free: partial work is cleared; AdaMerging: the last optimiser state is kept, `status` shows it)',
+      "cancel a running merge (no output is published; its committed work is kept for 'mergeflow resume' until 'mergeflow gc' removes it)",
     )
     .argument('<run>', 'run id')
     .action(async (runId: string) => {
