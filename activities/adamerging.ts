@@ -33,6 +33,8 @@ import {
 } from '../core/merge/adamerging/session';
 import { planAdaMerging } from '../core/merge/adamerging/validate';
 import type { Committed } from '../core/store/types';
+import { adaKeys, StateRecord } from '../core/merge/adamerging/resume';
+import { recordCommitted } from '../core/resume/ledger';
 
 /** One session at a time: a worker serves one AdaMerging run's epochs (the GPU or CPU is busy anyway). */
 const sessions = new Map<string, Promise<AdaSession>>();
@@ -81,7 +83,10 @@ export function createAdaMergingActivities(opts: { workerQueue?: string } = {}) 
 
     async adaMergingPrepare(plan: AdaPlan): Promise<string[]> {
       await ensureBackend();
-      return prepareTiesVectors(plan);
+      const uris = await prepareTiesVectors(plan);
+      for (let k = 0; k < uris.length; k++)
+        await recordCommitted(plan.workPrefix, adaKeys.taskVector(k), uris[k], uris[k]);
+      return uris;
     },
 
     async adaMergingEpoch(input: EpochInput): Promise<EpochResult> {
@@ -92,7 +97,8 @@ export function createAdaMergingActivities(opts: { workerQueue?: string } = {}) 
       // resume from the later of the last heartbeat's checkpoint and the last one in the store (a retry on
       // another queue starts without heartbeat details)
       const hb = ctx.info.heartbeatDetails as EpochHeartbeat | undefined;
-      let resume = await latestCheckpoint(plan, fromStep, end);
+      // a resumed run's first epoch starts at the checkpoint its ledger verified
+      let resume = input.resumeAt ?? (await latestCheckpoint(plan, fromStep, end));
       if (hb?.stateUri && hb.step > fromStep && hb.step <= end && (!resume || hb.step > resume.step))
         resume = { step: hb.step, stateUri: hb.stateUri };
       await ensureBackend();
@@ -103,12 +109,23 @@ export function createAdaMergingActivities(opts: { workerQueue?: string } = {}) 
       ctx.heartbeat(last);
       try {
         const r = await runEpoch(s, plan, input, resume, {
-          onStep: (step, checkpoint) => {
-            if (checkpoint) last = { step, stateUri: checkpoint };
+          onStep: async (step, checkpoint) => {
+            if (checkpoint) {
+              const rec: StateRecord = { step, fromStep };
+              await recordCommitted(plan.workPrefix, adaKeys.state(step), rec, checkpoint);
+              last = { step, stateUri: checkpoint };
+            }
             ctx.heartbeat(last);
           },
           stopRequested: () => ctx.cancellationSignal.aborted,
         });
+        await recordCommitted(plan.workPrefix, adaKeys.losses(fromStep), r.lossesUri, r.lossesUri);
+        const end: StateRecord = {
+          step: r.step,
+          fromStep,
+          end: { lossesUri: r.lossesUri, lastLoss: r.lastLoss, summary: r.summary },
+        };
+        await recordCommitted(plan.workPrefix, adaKeys.state(r.step), end, r.stateUri);
         const seconds = (performance.now() - t0) / 1000;
         log.info('AdaMerging epoch', { fromStep, step: r.step, resumedFrom: r.resumedFrom, cacheHit: hit, seconds });
         return { ...r, queue: opts.workerQueue ?? ctx.info.taskQueue, seconds, cacheHit: hit, loadSeconds };

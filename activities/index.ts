@@ -2,6 +2,7 @@ import { createAdaMergingActivities } from './adamerging';
 import { createEvalActivities } from './eval';
 import { createFrankWolfeActivities } from './frank_wolfe';
 import { createMergeActivities } from './merge';
+import { createResumeActivities } from './resume';
 
 export interface ActivityOptions {
   /** This worker process's own task queue (AdaMerging epochs report it, so the next one comes back here). */
@@ -14,6 +15,7 @@ export function createActivities(opts: ActivityOptions = {}) {
     ...createEvalActivities(),
     ...createAdaMergingActivities(opts),
     ...createFrankWolfeActivities(),
+    ...createResumeActivities(),
   };
 }
 

@@ -14,6 +14,9 @@ import { validateCommand } from './commands/validate';
 import { suiteCommand } from './commands/suite';
 import { predictCommand } from './commands/predict';
 import { evalCommand } from './commands/eval';
+import { resumeCommand } from './commands/resume';
+import { gcCommand } from './commands/gc';
+import { scheduleCommand } from './commands/schedule';
 
 export function buildProgram(): Command {
   const program = new Command('mergeflow')
@@ -32,6 +35,9 @@ export function buildProgram(): Command {
     listCommand(),
     resultsCommand(),
     cancelCommand(),
+    resumeCommand(),
+    gcCommand(),
+    scheduleCommand(),
     workerCommand(),
     stackCommand(),
     demoCommand(),

@@ -146,7 +146,11 @@ test(
       assert.ok(manifest.files.includes(f) && (await storeFor(r.output.uri).stat(`${prefix}/out/one/${f}`)), f);
     const png = Buffer.from(await storeFor(r.report).readAll(r.report));
     assert.ok(png.subarray(1, 4).toString() === 'PNG' && png.length > 2000, 'report.png is a PNG');
-    assert.deepEqual(await storeFor(prefix).list(`${prefix}/out/one/.mergeflow-work/`), [], 'work prefix cleared');
+    assert.deepEqual(
+      await storeFor(prefix).list(`${prefix}/out/.mergeflow-work/${h.workflowId}/`),
+      [],
+      'work prefix cleared',
+    );
     const o = r.orchestration;
     t.diagnostic(
       `1 worker: ${STEPS} steps in ${r.epochs} epochs; epochs ${o.epochWallSeconds.toFixed(2)} s wall, ${o.stepSeconds.toFixed(2)} s in steps ` +
@@ -165,7 +169,7 @@ test(
 
     const h = await start('kill', {}, { steps_per_epoch: 8, checkpoint_every: 2 });
     const runId = h.workflowId;
-    const mid = `${prefix}/out/kill/.mergeflow-work/${runId}/state/step-00000010.safetensors`;
+    const mid = `${prefix}/out/.mergeflow-work/${runId}/state/step-00000010.safetensors`;
     // the second epoch (steps 8..16, on the worker's own queue) has written its step-10 checkpoint: kill that worker
     await waitFor(async () => (await storeFor(mid).stat(mid)) !== null, 120_000, 'the step-10 checkpoint');
     const pending = (await h.describe()).raw.pendingActivities ?? [];
@@ -220,7 +224,7 @@ test(
 
 test('cancel stops the running epoch cleanly and leaves the last state usable', { timeout: 300_000 }, async () => {
   const h = await start('cancel', {}, { steps: 5000, steps_per_epoch: 2500, checkpoint_every: 5 });
-  const work = `${prefix}/out/cancel/.mergeflow-work/${h.workflowId}/state/`;
+  const work = `${prefix}/out/.mergeflow-work/${h.workflowId}/state/`;
   const ck = `${work}step-00000010.safetensors`;
   await waitFor(async () => (await storeFor(ck).stat(ck)) !== null, 120_000, 'the step-10 checkpoint');
   const c = await runCli(['cancel', h.workflowId]);
@@ -240,6 +244,36 @@ test('cancel stops the running epoch cleanly and leaves the last state usable', 
   const desc = await h.describe();
   assert.equal((desc.searchAttributes as Record<string, unknown[]>).MergeStatus?.[0], 'cancelled');
 });
+
+test(
+  'a run terminated mid-epoch, resumed with the CLI: the resumed run redoes no finished epoch and λ is bit-identical',
+  { timeout: 300_000 },
+  async () => {
+    const h = await start('resume', {}, { steps_per_epoch: 8, checkpoint_every: 2 });
+    const ledger = `${prefix}/out/.mergeflow-work/${h.workflowId}/committed/`;
+    // the second epoch (steps 8..16) has recorded its step-10 checkpoint: stop the run there
+    await waitFor(
+      async () => (await storeFor(ledger).stat(`${ledger}state-00000010.json`)) !== null,
+      120_000,
+      'the step-10 checkpoint in the ledger',
+    );
+    // stop the worker too, so the terminated run's epoch cannot go on writing; a fresh worker serves the resume
+    for (const w of workers.splice(0)) await stopWorker(w, 'SIGKILL');
+    await h.terminate('test: stop mid-epoch');
+    workers.push(startWorker(queue));
+    const res = await runCli(['resume', h.workflowId, '--wait', '--json'], { MERGEFLOW_TASK_QUEUE: queue }, 240_000);
+    assert.equal(res.code, 0, res.stderr);
+    const out = JSON.parse(res.stdout) as { runId: string; resumedFrom: string; status: string };
+    assert.equal(out.resumedFrom, h.workflowId);
+    const resumed = client.workflow.getHandle(out.runId);
+    const r = (await resumed.result()) as AdaResult;
+    await assertMatchesReference(r, 'resumed after terminate');
+    const epochs = await epochResults(resumed);
+    assert.equal(epochs.length, 1, 'only the unfinished second epoch ran again');
+    assert.ok(epochs[0].resumedFrom >= 10, `it started at a recorded checkpoint (${epochs[0].resumedFrom})`);
+    assert.equal((await resumed.describe()).memo?.resumedFrom, h.workflowId);
+  },
+);
 
 test(
   'AdaMerging++ task-wise from the CLI on labeled data: accuracy, λ per task, chart; results shows them',

@@ -93,7 +93,7 @@ test('--set overrides a field, and a Hugging Face folder output keeps config.jso
   assert.equal(manifest.parameters.scaling, 0.5);
 });
 
-test('cancel stops a running merge, clears its work and publishes nothing', async () => {
+test('cancel stops a running merge and publishes nothing; its committed work stays for resume', async () => {
   const dir = tmpDir('wfcancel');
   const ck = await writeSyntheticCheckpoints(path.join(dir, 'in'), { seed: 9, models: 3, dim: 1024, layers: 6 });
   const output = path.join(dir, 'out', 'm.safetensors');
@@ -122,7 +122,7 @@ test('cancel stops a running merge, clears its work and publishes nothing', asyn
   assert.equal(st.status, 'CANCELLED');
   assert.equal(st.progress?.phase, 'cancelled');
   assert.ok(!fs.existsSync(output), 'nothing published');
-  assert.ok(!fs.existsSync(path.join(dir, 'out', '.mergeflow-work', runId)), 'work prefix cleared');
+  assert.ok(fs.existsSync(path.join(dir, 'out', '.mergeflow-work', runId, 'run.json')), 'the work is kept for resume');
   const again = await runCli(['cancel', runId], env);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /is CANCELLED, not running/);

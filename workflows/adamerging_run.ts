@@ -19,14 +19,17 @@ import {
   defineQuery,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   TimeoutFailure,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type {
+  AdaPlan,
   AdaCarried,
   AdaProgress,
   AdaResult,
@@ -40,6 +43,9 @@ import type { RetryPolicy } from '@temporalio/common';
 import { autoEpochSteps } from '../core/merge/adamerging/epoch_size';
 import { NON_RETRYABLE } from './data_free_merge';
 import { MergeMethod, MergeStatus } from './search_attributes';
+import { scheduledTime } from './run_config';
+import { fillScheduledTime } from '../core/schedule/template';
+import { workPrefixFor } from '../core/resume/work';
 
 export const adaProgressQuery = defineQuery<AdaProgress>('progress');
 
@@ -70,7 +76,7 @@ function isScheduleToStart(e: unknown): boolean {
 }
 
 export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
-  const cfg = input.config;
+  const cfg = input.carried || input.resume ? input.config : fillScheduledTime(input.config, scheduledTime());
   const runId = workflowInfo().workflowId;
   const opts = longOptions(input.heartbeatTimeoutSeconds ?? 60);
   const long = proxyActivities<Activities>(opts);
@@ -90,6 +96,8 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
     lambda: input.carried?.summary,
   };
   setHandler(adaProgressQuery, () => progress);
+  // runs started before resume support have no run record or memo: replay them as they ran
+  const resumable = patched('resume-ledger');
   upsertSearchAttributes([
     { key: MergeStatus, value: 'running' },
     { key: MergeMethod, value: cfg.method },
@@ -177,24 +185,47 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
 
   let c: AdaCarried | undefined = input.carried;
   let fromStep = c?.step ?? 0;
+  /** A resumed run's first epoch starts at this verified checkpoint. */
+  let resumeAt: EpochInput['resumeAt'];
   try {
     if (!c) {
       const t0 = Date.now();
-      let plan = await quick.adaMergingPlan(cfg, runId);
+      // before any work: where it goes (for `resume` and `gc`, even if the run is stopped at once)
+      if (resumable)
+        upsertMemo({
+          workPrefix: input.resume?.workPrefix ?? workPrefixFor(cfg.output, runId),
+          ...(input.resume ? { resumedFrom: input.resume.from } : {}),
+        });
+      const opened = input.resume ? await quick.openAdaResume(input.resume) : undefined;
+      let plan: AdaPlan;
+      if (opened?.plan) plan = { ...opened.plan, runId };
+      else {
+        const planned = await quick.adaMergingPlan(cfg, runId);
+        plan = input.resume ? { ...planned, workPrefix: input.resume.workPrefix } : planned;
+        if (resumable) await quick.recordAdaRun(plan, cfg);
+      }
+      const found = opened?.found;
       const timings: Record<string, number> = { validate: (Date.now() - t0) / 1000 };
       if (plan.params.variant === 'ties') {
         progress.phase = 'preparing';
         const t1 = Date.now();
-        plan = { ...plan, taskVectors: await long.adaMergingPrepare(plan) };
+        plan = { ...plan, taskVectors: found?.taskVectors ?? (await long.adaMergingPrepare(plan)) };
         timings.prepare = (Date.now() - t1) / 1000;
       }
       c = { plan, step: 0, epochs: 0, timings, epochWall: 0, stepSeconds: 0, startedAt: t0, lossUris: [] };
+      if (found?.stateUri) {
+        const { step, epochs, stateUri, lastLoss, summary, lossUris } = found;
+        c = { ...c, step, epochs, stateUri, lastLoss, summary, lossUris: [...lossUris] };
+        Object.assign(progress, { done: c.step, epochs: c.epochs, stateUri: c.stateUri, lossPerTask: c.lastLoss });
+      }
+      resumeAt = found?.resumeAt;
+      fromStep = c.step;
     }
     progress.phase = 'optimising';
     let epochsHere = 0;
     while (c.step < steps) {
       if (epochsHere >= epochsPerRun || workflowInfo().continueAsNewSuggested) {
-        return await continueAsNew<typeof adaMergingRun>({ ...input, carried: c });
+        return await continueAsNew<typeof adaMergingRun>({ ...input, config: cfg, carried: c });
       }
       fromStep = c.step;
       const t0 = Date.now();
@@ -203,7 +234,9 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
         stateUri: c.stateUri,
         fromStep,
         steps: Math.min(epochSteps(c), steps - fromStep),
+        ...(resumeAt ? { resumeAt } : {}),
       };
+      // parallel epochs take no resumeAt: they start from the carried state, which a resumed run verified
       const r: EpochResult = parallel ? await parallelEpoch(spec) : await epoch(spec, c.queue);
       c = {
         ...c,
@@ -220,6 +253,7 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
         lossUris: [...c.lossUris, r.lossesUri],
       };
       epochsHere++;
+      resumeAt = undefined;
       Object.assign(progress, {
         done: c.step,
         epochs: c.epochs,
@@ -274,6 +308,7 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
       timings,
       steps: c.step,
       epochs: c.epochs,
+      ...(input.resume ? { resumedFrom: input.resume.from } : {}),
       stateUri: pub.stateUri,
       lambdaJson: pub.lambdaJson,
       lambdaSafetensors: pub.lambdaSafetensors,

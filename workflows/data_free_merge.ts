@@ -10,16 +10,19 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { MergeProgress, MergeResult, MergeRunInput } from '../core/pipeline/run_types';
-import type { MergePlan } from '../core/pipeline/plan';
-import { driveMerge, MergeExecutor, totalUnits } from '../core/pipeline/driver';
+import { driveMerge, MergeExecutor, MergeResume, totalUnits } from '../core/pipeline/driver';
 import { MergeMethod, MergeStatus } from './search_attributes';
+import { runConfig } from './run_config';
+import { workPrefixFor } from '../core/resume/work';
 
 export const progressQuery = defineQuery<MergeProgress>('progress');
 
@@ -52,12 +55,14 @@ function activityOptions(heartbeatSeconds: number): ActivityOptions {
 }
 
 export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> {
-  const cfg = input.config;
+  let cfg = input.config;
   const runId = workflowInfo().workflowId;
   const acts = proxyActivities<Activities>(activityOptions(input.heartbeatTimeoutSeconds ?? 60));
   const quick = proxyActivities<Activities>({ ...activityOptions(30), startToCloseTimeout: '10 minutes' });
   const progress: MergeProgress = { phase: 'planning', done: 0, total: 1, method: cfg.method, output: cfg.output };
   setHandler(progressQuery, () => progress);
+  // runs started before resume support have no run record or memo: replay them as they ran
+  const resumable = patched('resume-ledger');
   upsertSearchAttributes([
     { key: MergeStatus, value: 'running' },
     { key: MergeMethod, value: cfg.method },
@@ -72,7 +77,13 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
   };
   const exec: MergeExecutor = {
     all: (work) => Promise.all(work.map((w) => w())),
-    planMerge: quick.planMerge,
+    // a run records its plan and pins its inputs before any work; a resumed run that plans again keeps its work prefix
+    planMerge: async (c, id) => {
+      const planned = await quick.planMerge(c, id);
+      const p = input.resume ? { ...planned, workPrefix: input.resume.workPrefix } : planned;
+      if (resumable) await quick.recordMergeRun(p, c);
+      return p;
+    },
     hashCheckpoint: acts.hashCheckpoint,
     mapShard: acts.mapShard,
     reducePass: quick.reducePass,
@@ -81,18 +92,33 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
     publishMerge: acts.publishMerge,
   };
 
-  let plan: MergePlan | undefined;
   try {
-    const r = await driveMerge(cfg, runId, exec, {
-      planned: (p) => {
-        plan = p;
-        progress.total = totalUnits(p);
+    let resume: MergeResume | undefined;
+    if (input.resume) {
+      const opened = await quick.openMergeResume(input.resume);
+      if (opened.plan) resume = { plan: opened.plan, committed: opened.found ?? {} };
+      upsertMemo({ workPrefix: input.resume.workPrefix, resumedFrom: input.resume.from });
+    } else {
+      cfg = await runConfig(cfg, quick.resolveLatest);
+      // before any work: where it goes (for `resume` and `gc`, even if the run is stopped at once)
+      if (resumable) upsertMemo({ workPrefix: workPrefixFor(cfg.output, runId) });
+    }
+    progress.output = cfg.output;
+    const r = await driveMerge(
+      cfg,
+      runId,
+      exec,
+      {
+        planned: (p) => {
+          progress.total = totalUnits(p);
+        },
+        phase: (p) => {
+          if (p !== progress.phase) phase(p);
+        },
+        unit: () => progress.done++,
       },
-      phase: (p) => {
-        if (p !== progress.phase) phase(p);
-      },
-      unit: () => progress.done++,
-    });
+      resume,
+    );
     phase('completed');
     timings.total = (Date.now() - t0) / 1000;
     upsertSearchAttributes([{ key: MergeStatus, value: 'completed' }]);
@@ -107,14 +133,14 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
       ...r.state,
       warnings: r.plan.warnings,
       timings,
+      ...(input.resume ? { resumedFrom: input.resume.from, reused: r.reused } : {}),
     };
   } catch (err) {
     const cancelled = isCancellation(err);
     progress.phase = cancelled ? 'cancelled' : 'failed';
     progress.error = (err as Error).cause ? String(((err as Error).cause as Error).message) : (err as Error).message;
-    const finalPlan = plan;
+    // the committed work stays in the work prefix: `mergeflow resume` carries on from it, `mergeflow gc` removes it
     await CancellationScope.nonCancellable(async () => {
-      if (finalPlan && cancelled) await quick.clearWork(finalPlan).catch(() => undefined);
       upsertSearchAttributes([{ key: MergeStatus, value: progress.phase }]);
     });
     throw err;

@@ -7,7 +7,8 @@ import { follow, queryProgress } from '../follow';
 import { printJson, resultLines } from '../format';
 import { UsageError } from '../errors';
 
-async function handleFor(runId: string) {
+/** The run's handle and description; a usage error when there is no such run. */
+export async function handleFor(runId: string) {
   const { client } = await connectClient();
   const handle = client.workflow.getHandle(runId);
   try {
@@ -83,7 +84,7 @@ export function resultsCommand(): Command {
 export function cancelCommand(): Command {
   return new Command('cancel')
     .description(
-      'cancel a running merge (no output is published; data-free: partial work is cleared; AdaMerging: the last optimiser state is kept; Frank-Wolfe: the last θt is kept; `status` shows them)',
+      "cancel a running merge (no output is published; its committed work is kept for 'mergeflow resume' until 'mergeflow gc' removes it; Frank-Wolfe keeps its last θt)",
     )
     .argument('<run>', 'run id')
     .action(async (runId: string) => {
@@ -112,6 +113,7 @@ export function listCommand(): Command {
         method?: string;
         started: string;
         closed?: string;
+        resumedFrom?: string;
       }[] = [];
       for await (const w of client.workflow.list({ query })) {
         const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
@@ -122,12 +124,15 @@ export function listCommand(): Command {
           method: sa.MergeMethod?.[0] as string | undefined,
           started: w.startTime.toISOString(),
           closed: w.closeTime?.toISOString(),
+          resumedFrom: typeof w.memo?.resumedFrom === 'string' ? w.memo.resumedFrom : undefined,
         });
         if (rows.length >= opts.limit) break;
       }
       if (opts.json) return printJson(rows);
       if (!rows.length) return console.log('no runs');
       for (const r of rows)
-        console.log(`${r.runId.padEnd(48)} ${r.status.padEnd(11)} ${(r.method ?? '').padEnd(16)} ${r.started}`);
+        console.log(
+          `${r.runId.padEnd(48)} ${r.status.padEnd(11)} ${(r.method ?? '').padEnd(16)} ${r.started}${r.resumedFrom ? `  resumes ${r.resumedFrom}` : ''}`,
+        );
     });
 }

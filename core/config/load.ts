@@ -87,7 +87,13 @@ export function validateConfig(doc: unknown, source: string, cwd = process.cwd()
     if (cfg.parameters.start && /[/]/.test(cfg.parameters.start))
       cfg.parameters.start = normalizeUri(cfg.parameters.start, cwd);
   } else {
-    cfg.models = cfg.models.map((m) => ({ ...m, checkpoint: normalizeUri(m.checkpoint, cwd) }));
+    cfg.models = cfg.models.map((m) => ({
+      ...m,
+      checkpoint:
+        typeof m.checkpoint === 'string'
+          ? normalizeUri(m.checkpoint, cwd)
+          : { latest_under: normalizeUri(m.checkpoint.latest_under, cwd) },
+    }));
   }
   return cfg;
 }

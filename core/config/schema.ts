@@ -18,7 +18,13 @@ export const uri = z
 
 const entryName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 
-export const modelEntry = strictObject({ name: entryName, checkpoint: uri });
+/** A model's checkpoint, or the newest checkpoint under a prefix (resolved when the run starts). */
+export const latestUnder = strictObject({ latest_under: uri });
+export const checkpointRef = z.union([uri, latestUnder], {
+  error: 'expected a URI (file://, s3:// or a plain path) or { latest_under: URI }',
+});
+
+export const modelEntry = strictObject({ name: entryName, checkpoint: checkpointRef });
 
 export const taskEntry = strictObject({
   name: entryName,
@@ -72,7 +78,9 @@ export const fwTargetEntry = strictObject({
 });
 
 /** The candidate pool: listed, or every checkpoint found under a store prefix. */
-export const fwPool = z.union([z.array(modelEntry).min(1, 'at least one candidate'), strictObject({ prefix: uri })]);
+/** A listed candidate names one checkpoint (`latest_under` is for scheduled data-free merges; a pool has `prefix`). */
+export const poolEntry = strictObject({ name: entryName, checkpoint: uri });
+export const fwPool = z.union([z.array(poolEntry).min(1, 'at least one candidate'), strictObject({ prefix: uri })]);
 
 const frankWolfeVariant = strictObject({
   method: z.literal(FRANK_WOLFE),
@@ -165,6 +173,14 @@ export type FrankWolfeConfig = Extract<MergeConfig, { method: typeof FRANK_WOLFE
 
 export function isDataFree(cfg: MergeConfig): cfg is DataFreeConfig {
   return cfg.method !== ADAMERGING && cfg.method !== FRANK_WOLFE;
+}
+
+/** A model's checkpoint URI; throws when it still names a prefix (`latest_under`) that was not resolved. */
+export function checkpointOf(m: { name: string; checkpoint: z.infer<typeof checkpointRef> }): string {
+  if (typeof m.checkpoint === 'string') return m.checkpoint;
+  throw new Error(
+    `model '${m.name}': checkpoint { latest_under: ${m.checkpoint.latest_under} } was not resolved; only a run resolves it`,
+  );
 }
 
 /** A method the config schema accepts but mergeflow cannot run yet. */

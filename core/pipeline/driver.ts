@@ -4,6 +4,9 @@
  * the shards → publish. The workflow runs them with activities (shards fanned out at once); the in-process runner
  * (tests, bench, report) calls the same core functions one shard at a time. This module only orchestrates:
  * it imports types alone, so the workflow can use it and stay deterministic.
+ *
+ * Resuming: each unit's result is recorded in the run's ledger under a key (commitKey). A resumed run passes the
+ * verified ledger (MergeResume); every unit found there is reused as it is, and only the rest runs.
  */
 import type { MergeConfig } from '../config/schema';
 import type { PassState } from '../merge/method';
@@ -35,6 +38,20 @@ export function totalUnits(plan: MergePlan): number {
   return 1 + mergeSteps(plan).reduce((n, s) => n + perStep[s.kind], 0);
 }
 
+/** Ledger keys of a merge's units: input hashes, each pass's map per shard, the coefficient table, each part. */
+export const commitKey = {
+  hash: (input: number): string => `hash-${input}`,
+  pass: (pass: string, shard: number): string => `pass-${pass}-${shard}`,
+  coefficients: (): string => 'coefficients',
+  part: (shard: number): string => `part-${shard}`,
+};
+
+/** What a resumed merge starts from: the first run's plan and its verified committed units, by ledger key. */
+export interface MergeResume {
+  plan: MergePlan;
+  committed: Record<string, unknown>;
+}
+
 export interface InputHashes {
   base: FileHash[];
   models: Record<string, FileHash[]>;
@@ -48,7 +65,8 @@ export interface Published {
 /** The work a merge's steps call for. Arguments and results are small plain JSON (they travel in payloads). */
 export interface MergeSteps {
   planMerge(config: MergeConfig, runId: string): Promise<MergePlan>;
-  hashCheckpoint(uri: string): Promise<FileHash[]>;
+  /** sha256 of each file of an input; recorded in the ledger of `workPrefix` under `key` when given. */
+  hashCheckpoint(uri: string, workPrefix?: string, key?: string): Promise<FileHash[]>;
   /** A pass's map over one shard; returns the URI of the saved result. */
   mapShard(plan: MergePlan, pass: string, shard: number, state: PassState): Promise<string>;
   reducePass(plan: MergePlan, pass: string, uris: string[], state: PassState): Promise<PassState>;
@@ -75,6 +93,8 @@ export interface DrivenMerge extends Published {
   plan: MergePlan;
   /** The state the passes reduced to (TIES: thresholds, majoritySign). */
   state: PassState;
+  /** Units taken from the ledger instead of run (a resumed merge), by kind: hash, pass, coefficients, part. */
+  reused: Record<string, number>;
 }
 
 export async function driveMerge(
@@ -82,13 +102,25 @@ export async function driveMerge(
   runId: string,
   exec: MergeExecutor,
   hooks: MergeHooks = {},
+  resume?: MergeResume,
 ): Promise<DrivenMerge> {
   const counted = <T>(p: Promise<T>): Promise<T> =>
     p.then((v) => {
       hooks.unit?.();
       return v;
     });
-  const plan = await counted(exec.planMerge(config, runId));
+  const reused: Record<string, number> = { hash: 0, pass: 0, coefficients: 0, part: 0 };
+  /** The unit's recorded result when the ledger has it; otherwise run it. */
+  const unit = <T>(kind: string, key: string, run: () => Promise<T>): Promise<T> => {
+    if (resume && key in resume.committed) {
+      reused[kind]++;
+      return Promise.resolve(resume.committed[key] as T);
+    }
+    return run();
+  };
+  const plan = resume
+    ? await counted(Promise.resolve({ ...resume.plan, runId }))
+    : await counted(exec.planMerge(config, runId));
   hooks.planned?.(plan);
   const shards = plan.shards.map((s) => s.index);
   let state: PassState = {};
@@ -101,25 +133,41 @@ export async function driveMerge(
       case 'hash': {
         hooks.phase?.('hashing');
         const inputs = [plan.base, ...plan.models];
-        const [base, ...models] = await counted(exec.all(inputs.map((m) => () => exec.hashCheckpoint(m.uri))));
+        const [base, ...models] = await counted(
+          exec.all(
+            inputs.map(
+              (m, i) => () =>
+                unit('hash', commitKey.hash(i), () => exec.hashCheckpoint(m.uri, plan.workPrefix, commitKey.hash(i))),
+            ),
+          ),
+        );
         hashes = { base, models: Object.fromEntries(plan.models.map((m, i) => [m.name, models[i]])) };
         break;
       }
       case 'pass': {
         hooks.phase?.(step.phase);
         const before = state;
-        const uris = await exec.all(shards.map((s) => () => counted(exec.mapShard(plan, step.pass, s, before))));
+        const uris = await exec.all(
+          shards.map(
+            (s) => () =>
+              counted(unit('pass', commitKey.pass(step.pass, s), () => exec.mapShard(plan, step.pass, s, before))),
+          ),
+        );
         state = await exec.reducePass(plan, step.pass, uris, before);
         break;
       }
       case 'coefficients':
         hooks.phase?.('merging');
-        coefficients = await exec.writeCoefficients(plan, state);
+        coefficients = await unit('coefficients', commitKey.coefficients(), () => exec.writeCoefficients(plan, state));
         break;
       case 'merge': {
         hooks.phase?.('merging');
         const final = state;
-        parts = await exec.all(shards.map((s) => () => counted(exec.mergeShard(plan, s, final, coefficients))));
+        parts = await exec.all(
+          shards.map(
+            (s) => () => counted(unit('part', commitKey.part(s), () => exec.mergeShard(plan, s, final, coefficients))),
+          ),
+        );
         break;
       }
       case 'publish':
@@ -128,5 +176,5 @@ export async function driveMerge(
         break;
     }
   }
-  return { plan, state, ...published! };
+  return { plan, state, reused, ...published! };
 }

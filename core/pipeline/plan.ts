@@ -3,9 +3,10 @@
  * base, and split the tensor list into contiguous shards of similar size. The plan is a small plain object:
  * it travels in Temporal payloads, so it holds URIs and counts, never tensors or tensor lists.
  */
-import { MergeConfig, runnableConfig } from '../config/schema';
+import { checkpointOf, MergeConfig, runnableConfig } from '../config/schema';
 import { Checkpoint, DType, DTYPE_BYTES, isFloatDType, numel, TensorInfo } from '../safetensors';
-import { dirnameUri, joinUri } from '../store/uri';
+import { joinUri } from '../store/uri';
+import { workPrefixFor } from '../resume/work';
 import { dataFreeMethod } from '../merge/registry';
 
 export class InputMismatchError extends Error {
@@ -156,7 +157,7 @@ export async function planMerge(
   let opened = 0;
   const models = await Promise.all(
     cfg.models.map(async (m) => {
-      const ck = await Checkpoint.open(m.checkpoint);
+      const ck = await Checkpoint.open(checkpointOf(m));
       await progress?.(++opened, cfg.models.length, m.name);
       return { name: m.name, ck };
     }),
@@ -184,7 +185,7 @@ export async function planMerge(
     manifestUri: loc.manifest,
     outputFolder: loc.folder,
     copyFromBase: loc.folder && base.folder ? SIDE_FILES.map((f) => joinUri(base.folder!, f)) : [],
-    workPrefix: joinUri(dirnameUri(loc.file), '.mergeflow-work', runId) + '/',
+    workPrefix: workPrefixFor(cfg.output, runId),
     dtype,
     tensorCount: base.tensors.length,
     mergedElements,

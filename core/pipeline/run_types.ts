@@ -22,6 +22,8 @@ export interface MergeRunInput {
   config: MergeConfig;
   /** Seconds without a heartbeat before a shard activity is retried elsewhere. */
   heartbeatTimeoutSeconds?: number;
+  /** Set by `mergeflow resume`: carry on from the committed work of an earlier run (its work prefix). */
+  resume?: { from: string; workPrefix: string; allowChangedInputs?: boolean };
 }
 
 /** What every finished run returns: the published output and a few scalars. */
@@ -35,6 +37,9 @@ export interface RunResultBase {
   shards: number;
   warnings: string[];
   timings: Record<string, number>;
+  /** The run this one resumed, and the units it took from that run's committed work instead of redoing them. */
+  resumedFrom?: string;
+  reused?: Record<string, number>;
 }
 
 export interface MergeResult extends RunResultBase {

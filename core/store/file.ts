@@ -72,7 +72,7 @@ export class FileStore implements Store {
   async stat(uri: string): Promise<ObjectStat | null> {
     try {
       const s = await fs.stat(filePath(uri));
-      return s.isFile() ? { uri, size: s.size, etag: fileEtag(s) } : null;
+      return s.isFile() ? { uri, size: s.size, etag: fileEtag(s), modified: s.mtime } : null;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw wrap(e, uri);

@@ -124,7 +124,7 @@ export class S3Store implements Store {
     const { bucket, key } = parseS3(uri);
     try {
       const r = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return { uri, size: Number(r.ContentLength ?? 0), etag: r.ETag?.replace(/"/g, '') };
+      return { uri, size: Number(r.ContentLength ?? 0), etag: r.ETag?.replace(/"/g, ''), modified: r.LastModified };
     } catch (e) {
       const err = describeS3Error(e, uri);
       if (err instanceof NotFoundError) return null;

@@ -5,6 +5,8 @@ export interface ObjectStat {
   size: number;
   /** Changes whenever the content does: the S3 ETag; for files, size and modification time. For cache keys. */
   etag?: string;
+  /** Last modification time, where the store reports it. */
+  modified?: Date;
 }
 
 export interface Committed {

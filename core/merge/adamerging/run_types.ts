@@ -47,6 +47,8 @@ export interface EpochInput {
   stateUri?: string;
   fromStep: number;
   steps: number;
+  /** A verified checkpoint inside this epoch to start from (the first epoch of a resumed run). */
+  resumeAt?: { step: number; stateUri: string };
 }
 
 export interface EpochResult {
@@ -162,6 +164,13 @@ export interface AdaCarried {
   lossUris: string[];
 }
 
+/** A resumed run: the work prefix of the run it continues (which it keeps using). */
+export interface ResumeInput {
+  from: string;
+  workPrefix: string;
+  allowChangedInputs?: boolean;
+}
+
 export interface AdaRunInput {
   config: AdamergingConfig;
   heartbeatTimeoutSeconds?: number;
@@ -171,6 +180,8 @@ export interface AdaRunInput {
   affinityTimeoutSeconds?: number;
   /** Set by continue-as-new. */
   carried?: AdaCarried;
+  /** Set by `mergeflow resume`: carry on from the committed work of an earlier run. */
+  resume?: ResumeInput;
 }
 
 export interface AdaResult extends RunResultBase {

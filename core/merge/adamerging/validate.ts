@@ -4,12 +4,13 @@
  * what to do, anything the steps would trip over later: models with other tensor sets or configs than θ0, a head
  * whose width is not the encoder's projection, data of another image size, empty data.
  */
+import { workPrefixFor } from '../../resume/work';
 import { AdamergingConfig, mergeConfigSchema } from '../../config/schema';
 import { openDataset } from '../../data/dataset';
 import { clipVisionParamShapes, describeConfig } from '../../models/clip_vit';
 import { readClipVisionConfig } from '../../models/clip_vit_load';
 import { Checkpoint, numel } from '../../safetensors';
-import { dirnameUri, joinUri, normalizeUri } from '../../store/uri';
+import { dirnameUri, normalizeUri } from '../../store/uri';
 import { InputMismatchError } from '../../pipeline/plan';
 import { lambdaSize, makeLayout } from './coefficients';
 import type { AdaPlan, AdaTaskRef } from './run_types';
@@ -118,7 +119,7 @@ export async function planAdaMerging(config: AdamergingConfig, runId: string): P
     mergedElements: expected.reduce((a, s) => a + numel(s.shape), 0),
     output,
     dtype: cfg.dtype,
-    workPrefix: joinUri(output, '.mergeflow-work', runId) + '/',
+    workPrefix: workPrefixFor(output, runId),
     warnings: [],
   };
 }

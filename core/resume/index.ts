@@ -1,0 +1,4 @@
+export * from './work';
+export * from './ledger';
+export * from './record';
+export * from './support';
