@@ -9,6 +9,7 @@ import { createActivities } from '../activities';
 import { backendDevice, initBackend } from '../core/tensor/backend';
 import { gpuFallbackNote } from '../core/tensor/native';
 import { installTemporalRuntimeLogger, logger } from './logger';
+import { workflowSource } from './workflow_bundle';
 import { freeLoopbackPort, METRICS_ADDRESS_ENV, metricsInterceptor, startMetricsServer } from './metrics';
 import { temporalDownMessage, temporalTarget, TemporalTarget } from './temporal_config';
 
@@ -86,7 +87,7 @@ export async function createWorker(
     connection,
     namespace: target.namespace,
     taskQueue: target.taskQueue,
-    workflowsPath: require.resolve('../workflows'),
+    ...workflowSource(),
     activities,
     maxConcurrentActivityTaskExecutions: opts.maxActivities ?? Number(process.env.MERGEFLOW_WORKER_ACTIVITIES ?? 2),
     shutdownGraceTime: grace,
