@@ -63,7 +63,7 @@ export default tseslint.config(
   },
   {
     // node:test's test() returns a promise the runner tracks itself.
-    files: ['test/**/*.ts'],
+    files: ['test/**/*.ts', 'drills/**/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
   {

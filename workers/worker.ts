@@ -9,12 +9,53 @@ import { createActivities } from '../activities';
 import { backendDevice, initBackend } from '../core/tensor/backend';
 import { gpuFallbackNote } from '../core/tensor/native';
 import { installTemporalRuntimeLogger, logger } from './logger';
+import { workflowSource } from './workflow_bundle';
+import { freeLoopbackPort, METRICS_ADDRESS_ENV, metricsInterceptor, startMetricsServer } from './metrics';
 import { temporalDownMessage, temporalTarget, TemporalTarget } from './temporal_config';
 
 export interface WorkerOptions {
   target?: TemporalTarget;
   /** Parallel activities on this worker (default: MERGEFLOW_WORKER_ACTIVITIES or 2). */
   maxActivities?: number;
+}
+
+export const SHUTDOWN_GRACE_ENV = 'MERGEFLOW_SHUTDOWN_GRACE';
+const DEFAULT_SHUTDOWN_GRACE = '30s';
+
+/**
+ * How long a stopping worker (SIGTERM, SIGINT) lets running activities finish before it cancels them; a
+ * cancelled AdaMerging epoch writes its state first. MERGEFLOW_SHUTDOWN_GRACE: a duration such as 90s, 10m or
+ * 500ms (a bare number is milliseconds).
+ */
+export function shutdownGraceMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = (env[SHUTDOWN_GRACE_ENV] ?? '').trim() || DEFAULT_SHUTDOWN_GRACE;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(v);
+  if (!m) throw new Error(`${SHUTDOWN_GRACE_ENV}=${v} is not a duration: use a number with ms, s, m or h, such as 90s`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+let metricsStarted: Promise<string | undefined> | undefined;
+
+/**
+ * With MERGEFLOW_METRICS_ADDRESS set: installs the Temporal runtime with its Prometheus exporter on a free
+ * loopback port and serves mergeflow's metrics plus the SDK's on that address. Once per process.
+ */
+function startMetrics(): Promise<string | undefined> {
+  metricsStarted ??= (async () => {
+    const address = process.env[METRICS_ADDRESS_ENV]?.trim();
+    if (!address) {
+      installTemporalRuntimeLogger();
+      return undefined;
+    }
+    const sdkPort = await freeLoopbackPort();
+    if (!installTemporalRuntimeLogger(`127.0.0.1:${sdkPort}`)) {
+      logger.warn('the Temporal runtime was installed before the metrics: /metrics has mergeflow figures only');
+    }
+    const server = await startMetricsServer(address, sdkPort);
+    return server.address;
+  })();
+  return metricsStarted;
 }
 
 /** This process's own task queue. */
@@ -25,7 +66,8 @@ export function workerQueueName(taskQueue: string): string {
 export async function createWorker(
   opts: WorkerOptions = {},
 ): Promise<{ worker: Worker; affinityWorker: Worker; connection: NativeConnection }> {
-  installTemporalRuntimeLogger();
+  const grace = shutdownGraceMs();
+  const metrics = await startMetrics();
   const target = opts.target ?? temporalTarget();
   let connection: NativeConnection;
   try {
@@ -45,9 +87,11 @@ export async function createWorker(
     connection,
     namespace: target.namespace,
     taskQueue: target.taskQueue,
-    workflowsPath: require.resolve('../workflows'),
+    ...workflowSource(),
     activities,
     maxConcurrentActivityTaskExecutions: opts.maxActivities ?? Number(process.env.MERGEFLOW_WORKER_ACTIVITIES ?? 2),
+    shutdownGraceTime: grace,
+    interceptors: { activity: [metricsInterceptor] },
   });
   const affinityWorker = await Worker.create({
     connection,
@@ -55,6 +99,8 @@ export async function createWorker(
     taskQueue: workerQueue,
     activities: { adaMergingEpoch: activities.adaMergingEpoch },
     maxConcurrentActivityTaskExecutions: 1,
+    shutdownGraceTime: grace,
+    interceptors: { activity: [metricsInterceptor] },
   });
   logger.info(
     {
@@ -64,6 +110,8 @@ export async function createWorker(
       workerQueue,
       backend,
       device,
+      shutdownGraceSeconds: grace / 1000,
+      ...(metrics ? { metrics: `http://${metrics}/metrics` } : {}),
     },
     'worker ready',
   );
