@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { adamergingParams } from '../core/merge/adamerging/params';
+import { AUTO_FIRST_EPOCH, autoEpochSteps } from '../core/merge/adamerging/epoch_size';
 import { parseAddress } from '../workers/metrics';
 import { shutdownGraceMs } from '../workers/worker';
 
@@ -15,7 +16,23 @@ const DEPLOY = path.resolve(__dirname, '..', '..', 'infra', 'deploy');
 const K8S = path.join(DEPLOY, 'k8s');
 /** A generous bound on one optimiser step on a GPU worker (ViT-B/32 takes about 0.7 s, README). */
 const SECONDS_PER_STEP = 3;
-const EPOCH_SECONDS = adamergingParams.parse({}).steps_per_epoch * SECONDS_PER_STEP;
+/** Orchestration outside the steps per epoch on a GPU worker (scheduling, start state, checkpoints; generous). */
+const EPOCH_OVERHEAD_SECONDS = 2;
+/** One epoch as the default (`steps_per_epoch: auto`) sizes it from such timings, or the fixed default if any. */
+const EPOCH_SECONDS = ((): number => {
+  const n = adamergingParams.parse({}).steps_per_epoch;
+  if (n !== 'auto') return n * SECONDS_PER_STEP;
+  const steps = AUTO_FIRST_EPOCH;
+  const next = autoEpochSteps({
+    steps,
+    epochs: 1,
+    epochWall: steps * SECONDS_PER_STEP + EPOCH_OVERHEAD_SECONDS,
+    stepSeconds: steps * SECONDS_PER_STEP,
+    checkpointSeconds: 0,
+    loadSeconds: 0,
+  });
+  return next * SECONDS_PER_STEP + EPOCH_OVERHEAD_SECONDS;
+})();
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
