@@ -1,13 +1,14 @@
 /** `mergeflow run CONFIG`: validate the config here, start the merge workflow, optionally wait for it. */
 import { Command } from 'commander';
 import { loadConfig } from '../../core/config/load';
-import { isDataFree } from '../../core/config/schema';
+import { isDataFree, MergeConfig } from '../../core/config/schema';
 import type { AdaResult, AdaRunInput } from '../../core/merge/adamerging/run_types';
 import type { MergeResult, MergeRunInput } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow } from '../follow';
 import { printJson, resultLines } from '../format';
 import { newRunId } from '../run_id';
+import { numberArg } from '../args';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -27,6 +28,20 @@ function adaFields(r: MergeResult): Record<string, unknown> {
   };
 }
 
+/**
+ * Plan the run here first, from headers only (the worker plans again): missing objects, corrupt headers and
+ * models that do not match the base fail now, with one line and before any workflow exists.
+ */
+async function preflight(config: MergeConfig, runId: string): Promise<void> {
+  if (isDataFree(config)) {
+    const { planMerge } = await import('../../core/pipeline/plan');
+    await planMerge(config, runId);
+  } else {
+    const { planAdaMerging } = await import('../../core/merge/adamerging/validate');
+    await planAdaMerging(config, runId);
+  }
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description('start a merge from a YAML config (validated before anything starts)')
@@ -38,7 +53,7 @@ export function runCommand(): Command {
     .option(
       '--heartbeat-timeout <seconds>',
       'seconds without a heartbeat before a shard is retried on another worker',
-      Number,
+      numberArg('--heartbeat-timeout', { min: 1, max: 86_400, unit: 'seconds' }),
       60,
     )
     .action(
@@ -47,8 +62,9 @@ export function runCommand(): Command {
         opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number },
       ) => {
         const config = loadConfig(file, opts.set);
-        const { client, target } = await connectClient();
         const runId = opts.id ?? newRunId(config.name ?? config.method);
+        await preflight(config, runId);
+        const { client, target } = await connectClient();
         const heartbeatTimeoutSeconds = opts.heartbeatTimeout;
         const start = {
           taskQueue: target.taskQueue,
