@@ -47,13 +47,19 @@ export function describeS3Error(e: unknown, uri: string): Error {
       `${uri}: cannot reach the S3 endpoint ${endpointName()}; start it with 'mergeflow stack up' or set AWS_ENDPOINT_URL_S3`,
     );
   }
+  if (err.name === 'CredentialsProviderError') {
+    return new StoreError(
+      `${uri}: no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE ('mergeflow stack up' writes them for the local stack)`,
+    );
+  }
   if (
     err.name === 'AccessDenied' ||
     err.name === 'InvalidAccessKeyId' ||
     err.name === 'SignatureDoesNotMatch' ||
     status === 403
   ) {
-    return new StoreError(`${uri}: access denied by S3 (${err.name}); check AWS_ACCESS_KEY_ID / AWS_PROFILE`);
+    const why = err.name && err.name !== 'Unknown' ? err.name : `HTTP ${status}`;
+    return new StoreError(`${uri}: access denied by S3 (${why}); check AWS_ACCESS_KEY_ID / AWS_PROFILE`);
   }
   return new StoreError(`${uri}: S3 request failed: ${err.name ?? 'Error'}: ${err.message ?? String(e)}`);
 }
