@@ -22,6 +22,7 @@ function usageLine(c: Command, msg: string): string {
   const text = msg
     .trim()
     .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
     .replace(/\.$/, '');
   return `mergeflow: ${text}; see '${names.join(' ')} --help'\n`;
 }

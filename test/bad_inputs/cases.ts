@@ -374,7 +374,7 @@ export const CASES: BadInputCase[] = [
     group: 'command line',
     input: 'an unknown option (`run --wiat`)',
     exit: 2,
-    stderr: "mergeflow: unknown option '--wiat'\n(Did you mean --wait?); see 'mergeflow run --help'",
+    stderr: "mergeflow: unknown option '--wiat' (Did you mean --wait?); see 'mergeflow run --help'",
     when: 'before start',
     make: (fx, v) => run(v, fx, dataFreeDoc(fx, v.out), ['--wiat']),
   },

@@ -27,7 +27,8 @@ headers only (the same \`planMerge\` / \`planAdaMerging\` the worker runs), so m
 models that do not match the base and unreachable servers fail before any workflow exists. *in the run*: the
 fault is in tensor data, which only the workers read; the workflow fails at once (the error is
 non-retryable), nothing is published, and the failed run keeps its committed work under
-\`.mergeflow-work/RUN/\` beside the output (for a later resume or \`gc\`), never under the output's name.
+\`.mergeflow-work/RUN/\` beside the output (for a later resume or \`gc\`), never under the output's name. There \`run --wait\` first reports the phases it saw
+(\`[RUN] merging (2/6)\`, one line each) and the message is the last line.
 
 **NaN and ±Inf in weights are refused**, naming the file and the tensor. A NaN in any model makes every merged
 entry of that tensor NaN (an average, a task vector, TIES' trimmed magnitudes and elected signs all carry it),
