@@ -1,5 +1,5 @@
 /** The Temporal client for CLI commands (one connection per process). */
-import { Client, Connection } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import { temporalDownMessage, temporalTarget, TemporalTarget } from '../workers/temporal_config';
 
 let cached: { client: Client; target: TemporalTarget } | undefined;
@@ -7,6 +7,8 @@ let cached: { client: Client; target: TemporalTarget } | undefined;
 export async function connectClient(): Promise<{ client: Client; target: TemporalTarget }> {
   if (cached) return cached;
   const target = temporalTarget();
+  // loaded on first use: a command that fails on its config or inputs never pays for the Temporal client
+  const { Client, Connection } = await import('@temporalio/client');
   let connection: Connection;
   try {
     connection = await Connection.connect({

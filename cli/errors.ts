@@ -1,5 +1,4 @@
 /** Turning any failure into one line for the user, and the exit code that goes with it. */
-import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { ConfigError } from '../core/config/load';
 import { MethodNotImplementedError } from '../core/config/schema';
 
@@ -10,17 +9,21 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Temporal's failure classes, recognised by name so that this module does not load the Temporal client. */
+const TEMPORAL_FAILURES = new Set(['WorkflowFailedError', 'ActivityFailure', 'ApplicationFailure']);
+
+function isTemporalFailure(e: unknown): e is Error {
+  return e instanceof Error && TEMPORAL_FAILURES.has(e.name);
+}
+
 /** The message to show: for a failed run, the deepest Temporal failure's message (the activity's own error). */
 export function rootMessage(e: unknown): string {
-  if (!(e instanceof WorkflowFailedError || e instanceof ActivityFailure || e instanceof ApplicationFailure)) {
-    return (e as Error)?.message ?? String(e);
-  }
+  if (!isTemporalFailure(e)) return (e as Error)?.message ?? String(e);
   let msg = e.message;
   let cur: unknown = e;
   for (let i = 0; i < 8 && cur instanceof Error; i++) {
-    if (cur instanceof ApplicationFailure && cur.message) msg = cur.message;
-    if (!(cur instanceof WorkflowFailedError || cur instanceof ActivityFailure || cur instanceof ApplicationFailure))
-      break;
+    if (cur.name === 'ApplicationFailure' && cur.message) msg = cur.message;
+    if (!isTemporalFailure(cur)) break;
     cur = cur.cause;
   }
   return msg;

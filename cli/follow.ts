@@ -1,6 +1,6 @@
 /** Follow a run: a live bar on a terminal (phase, units done), plain lines otherwise. */
 import { SingleBar, Presets } from 'cli-progress';
-import { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { MergeProgress } from '../core/pipeline/run_types';
 
 const POLL_MS = 500;

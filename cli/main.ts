@@ -18,6 +18,18 @@ import { resumeCommand } from './commands/resume';
 import { gcCommand } from './commands/gc';
 import { scheduleCommand } from './commands/schedule';
 
+/** Commander's usage error as the one `mergeflow:` line every failure prints, pointing at the command's help. */
+function usageLine(c: Command, msg: string): string {
+  const names: string[] = [];
+  for (let cur: Command | null = c; cur; cur = cur.parent) names.unshift(cur.name());
+  const text = msg
+    .trim()
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\.$/, '');
+  return `mergeflow: ${text}; see '${names.join(' ')} --help'\n`;
+}
+
 export function buildProgram(): Command {
   const program = new Command('mergeflow')
     .version(VERSION)
@@ -25,8 +37,7 @@ export function buildProgram(): Command {
       'Merge fine-tuned checkpoints into one multi-task model as durable Temporal workflows.\n' +
         'Temporal and S3 come from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and AWS_ENDPOINT_URL_S3 / AWS_REGION / the AWS\n' +
         "credential chain; when unset, the local stack's settings (.mergeflow/stack.env, from 'mergeflow stack up') are used.",
-    )
-    .showHelpAfterError();
+    );
   for (const c of [
     runCommand(),
     validateCommand(),
@@ -55,6 +66,8 @@ export function buildProgram(): Command {
   };
   const applyExit = (c: Command): void => {
     c.exitOverride(exitOnError);
+    // one line, like every other failure: `mergeflow: <what is wrong>; see 'mergeflow run --help'`
+    c.configureOutput({ outputError: (msg, write) => write(usageLine(c, msg)) });
     c.commands.forEach(applyExit);
   };
   applyExit(program);

@@ -1,6 +1,6 @@
 /** `mergeflow eval MODEL --suite SUITE`: accuracy of a model on each of a suite's target tasks (own heads). */
 import { Command } from 'commander';
-import { evaluateModel } from '../../core/eval/evaluate';
+import { intArg } from '../args';
 import { openSuite } from '../../core/suite/manifest';
 import { UsageError } from '../errors';
 
@@ -13,7 +13,7 @@ export function evalCommand(): Command {
     .requiredOption('--suite <suite>', 'suite folder or its suite.json')
     .option('--tasks <names>', 'comma-separated tasks (default: the suite targets; any suite task may be named)')
     .option('--json', 'print exactly { "average": <0..1>, "tasks": { "<task>": <0..1>, ... } }')
-    .option('--limit <n>', 'evaluate at most N test images per task', (v) => Number(v))
+    .option('--limit <n>', 'evaluate at most N test images per task', intArg('--limit', 1))
     .action(async (model: string, opts: { suite: string; tasks?: string; json?: boolean; limit?: number }) => {
       const suite = await openSuite(opts.suite);
       const names = opts.tasks
@@ -29,6 +29,7 @@ export function evalCommand(): Command {
       });
       if (opts.limit !== undefined && !(Number.isSafeInteger(opts.limit) && opts.limit > 0))
         throw new UsageError('--limit must be a positive integer');
+      const { evaluateModel } = await import('../../core/eval/evaluate');
       const r = await evaluateModel(model, specs, { limit: opts.limit });
       if (opts.json) {
         process.stdout.write(JSON.stringify({ average: r.average, tasks: r.tasks }) + '\n');

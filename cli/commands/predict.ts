@@ -1,6 +1,6 @@
 /** `mergeflow predict MODEL --inputs DATA --out OUT [--head HEAD]`: embeddings (and logits) as safetensors. */
 import { Command } from 'commander';
-import { predict } from '../../core/eval/predict';
+import { intArg } from '../args';
 
 export function predictCommand(): Command {
   return new Command('predict')
@@ -14,8 +14,9 @@ export function predictCommand(): Command {
     )
     .requiredOption('--out <file>', 'output .safetensors')
     .option('--head <head>', 'classification head .safetensors (weight [classes, dim], optional logit_scale)')
-    .option('--batch-size <n>', 'images per forward pass', (v) => Number(v), 256)
+    .option('--batch-size <n>', 'images per forward pass', intArg('--batch-size', 1), 256)
     .action(async (model: string, opts: { inputs: string; out: string; head?: string; batchSize: number }) => {
+      const { predict } = await import('../../core/eval/predict');
       const r = await predict(model, opts.inputs, opts.out, { head: opts.head, batchSize: opts.batchSize });
       console.log(
         `wrote ${r.output.uri}: embeddings [${r.n}, ${r.dim}]${r.classes !== undefined ? `, logits [${r.n}, ${r.classes}]` : ''} (sha256 ${r.output.sha256.slice(0, 16)}…)`,

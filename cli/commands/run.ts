@@ -4,11 +4,13 @@ import { loadConfig } from '../../core/config/load';
 import type { AdaResult } from '../../core/merge/adamerging/run_types';
 import type { FwResult } from '../../core/merge/frank_wolfe/run_types';
 import type { MergeResult } from '../../core/pipeline/run_types';
+import { isDataFree, type MergeConfig } from '../../core/config/schema';
 import { connectClient } from '../client';
 import { follow } from '../follow';
 import { printJson, resultLines } from '../format';
 import { newRunId } from '../run_id';
 import { startRun } from '../start_run';
+import { numberArg } from '../args';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -41,6 +43,23 @@ function adaFields(r: MergeResult): Record<string, unknown> {
   };
 }
 
+/**
+ * Plan the run here first, from headers only (the worker plans again): missing objects, corrupt headers and
+ * models that do not match the base fail now, with one line and before any workflow exists.
+ */
+async function preflight(config: MergeConfig, runId: string): Promise<void> {
+  if (isDataFree(config)) {
+    const { planMerge } = await import('../../core/pipeline/plan');
+    await planMerge(config, runId);
+  } else if (config.method === 'frank_wolfe') {
+    const { planFrankWolfe } = await import('../../core/merge/frank_wolfe/plan');
+    await planFrankWolfe(config, runId);
+  } else {
+    const { planAdaMerging } = await import('../../core/merge/adamerging/validate');
+    await planAdaMerging(config, runId);
+  }
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description('start a merge from a YAML config (validated before anything starts)')
@@ -52,7 +71,7 @@ export function runCommand(): Command {
     .option(
       '--heartbeat-timeout <seconds>',
       'seconds without a heartbeat before a shard is retried on another worker',
-      Number,
+      numberArg('--heartbeat-timeout', { min: 1, max: 86_400, unit: 'seconds' }),
       60,
     )
     .action(
@@ -61,8 +80,9 @@ export function runCommand(): Command {
         opts: { set: string[]; wait?: boolean; json?: boolean; id?: string; heartbeatTimeout: number },
       ) => {
         const config = loadConfig(file, opts.set);
-        const { client, target } = await connectClient();
         const runId = opts.id ?? newRunId(config.name ?? config.method);
+        await preflight(config, runId);
+        const { client, target } = await connectClient();
         const heartbeatTimeoutSeconds = opts.heartbeatTimeout;
         const start = {
           taskQueue: target.taskQueue,

@@ -1,6 +1,6 @@
 /** Commands on existing runs: status, watch, list, results, cancel. */
-import { Command } from 'commander';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { Command, Option } from 'commander';
+import { intArg } from '../args';
 import type { MergeResult } from '../../core/pipeline/run_types';
 import { connectClient } from '../client';
 import { follow, queryProgress } from '../follow';
@@ -15,7 +15,8 @@ export async function handleFor(runId: string) {
     const desc = await handle.describe();
     return { client, handle, desc };
   } catch (e) {
-    if (e instanceof WorkflowNotFoundError) throw new UsageError(`no run '${runId}'; 'mergeflow list' shows the runs`);
+    if ((e as Error)?.name === 'WorkflowNotFoundError')
+      throw new UsageError(`no run '${runId}'; 'mergeflow list' shows the runs`);
     throw e;
   }
 }
@@ -98,8 +99,15 @@ export function cancelCommand(): Command {
 export function listCommand(): Command {
   return new Command('list')
     .description('list merge runs, newest first')
-    .option('--status <status>', 'only runs with this MergeStatus (running, completed, failed, cancelled)')
-    .option('-n, --limit <n>', 'at most this many runs', Number, 20)
+    .addOption(
+      new Option('--status <status>', 'only runs with this MergeStatus').choices([
+        'running',
+        'completed',
+        'failed',
+        'cancelled',
+      ]),
+    )
+    .option('-n, --limit <n>', 'at most this many runs', intArg('--limit', 1), 20)
     .option('--json', 'print JSON')
     .action(async (opts: { status?: string; limit: number; json?: boolean }) => {
       const { client } = await connectClient();

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { normalizeUri } from '../store/uri';
+import { joinUri, normalizeUri } from '../store/uri';
 import { MergeConfig, mergeConfigSchema, METHOD_NAMES, sharedFieldsSchema } from './schema';
 
 export class ConfigError extends Error {
@@ -45,7 +45,33 @@ function formatIssue(i: z.core.$ZodIssue): string[] {
   const at = (path: readonly PropertyKey[]) => (path.length ? path.map(String).join('.') : '(top level)');
   if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${at([...i.path, k])}: unknown key; ${i.message}`);
   if (i.code === 'invalid_union' && i.path.length === 1 && i.path[0] === 'method') return [];
-  return [`${at(i.path)}: ${i.message.replace(/^Invalid input: /, '')}`];
+  return [`${at(i.path)}: ${i.message.replace(/^(Invalid input|Invalid option|Too small|Too big): /, '')}`];
+}
+
+/** The files a checkpoint URI may stand for: the .safetensors itself, or a folder and its model.safetensors. */
+function inputFiles(uri: string): string[] {
+  const u = uri.replace(/\/+$/, '');
+  return u.endsWith('.safetensors') ? [u] : [u, joinUri(u, 'model.safetensors')];
+}
+
+/** A problem line when the output would overwrite an input (the same object, or an input's folder). */
+function outputClash(cfg: MergeConfig): string | undefined {
+  const out = cfg.output.replace(/\/+$/, '');
+  const outFile = out.endsWith('.safetensors') ? out : joinUri(out, 'model.safetensors');
+  const inputs: [string, string][] = [['base', cfg.base]];
+  if (cfg.method === 'adamerging') for (const t of cfg.tasks) inputs.push([`task '${t.name}' model`, t.model]);
+  else if (cfg.method === 'frank_wolfe') {
+    if (Array.isArray(cfg.pool)) for (const m of cfg.pool) inputs.push([`candidate '${m.name}'`, m.checkpoint]);
+  } else {
+    // a `latest_under` model is found when the run starts; only named checkpoints can be compared here
+    for (const m of cfg.models) if (typeof m.checkpoint === 'string') inputs.push([`model '${m.name}'`, m.checkpoint]);
+  }
+  for (const [what, uri] of inputs) {
+    const files = inputFiles(uri);
+    if (files.includes(out) || files.includes(outFile))
+      return `output: ${cfg.output} would overwrite the ${what} (${uri}); write the merge somewhere else`;
+  }
+  return undefined;
 }
 
 /** Validate a parsed document; paths in it are resolved against `cwd`. */
@@ -95,6 +121,8 @@ export function validateConfig(doc: unknown, source: string, cwd = process.cwd()
           : { latest_under: normalizeUri(m.checkpoint.latest_under, cwd) },
     }));
   }
+  const clash = outputClash(cfg);
+  if (clash) throw new ConfigError(source, [clash]);
   return cfg;
 }
 

@@ -6,9 +6,31 @@ import { joinUri, NotFoundError, readJson, storeFor, dirnameUri } from '../store
 import { SafetensorsError, TensorInfo } from './header';
 import { SafetensorsFile } from './reader';
 import { toFloat32 } from './dtype';
+import { checkFinite } from './finite';
 
 export const INDEX_NAME = 'model.safetensors.index.json';
 export const SINGLE_NAME = 'model.safetensors';
+
+/**
+ * A shard name from an index must name a file inside the checkpoint's folder: a plain relative path with no
+ * `..` segment, no leading slash or backslash and no scheme, so an index cannot make a run read (or hash and
+ * publish the digest of) an object elsewhere on the disk or in the bucket.
+ */
+export function checkShardName(indexUri: string, shard: unknown): void {
+  const s = typeof shard === 'string' ? shard : '';
+  const ok =
+    /\.safetensors$/.test(s) &&
+    !/^[/\\]/.test(s) &&
+    !s.includes('\\') &&
+    !s.includes('\0') &&
+    !s.includes('%') &&
+    !/^[a-z][a-z0-9+.-]*:/i.test(s) &&
+    s.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+  if (!ok)
+    throw new SafetensorsError(
+      `${indexUri}: shard ${JSON.stringify(shard)} is not a .safetensors file inside the checkpoint's folder; weight_map must name files beside the index`,
+    );
+}
 
 export class Checkpoint {
   private readonly where = new Map<string, SafetensorsFile>();
@@ -60,6 +82,7 @@ export class Checkpoint {
       throw new SafetensorsError(`${indexUri}: missing "weight_map"`);
     }
     const shardNames = [...new Set(Object.values(idx.weight_map))].sort();
+    for (const s of shardNames) checkShardName(indexUri, s);
     const files = await Promise.all(shardNames.map((s) => openFile(joinUri(folder, s))));
     const ck = new Checkpoint(folder, files, folder);
     for (const [name, shard] of Object.entries(idx.weight_map)) {
@@ -104,7 +127,8 @@ export class Checkpoint {
     return f.readBytes(name);
   }
 
+  /** The tensor as float32; refuses NaN and ±Inf (see `checkFinite`). */
   async readFloat32(name: string): Promise<Float32Array> {
-    return toFloat32(await this.readBytes(name), this.info(name).dtype);
+    return checkFinite(toFloat32(await this.readBytes(name), this.info(name).dtype), this.uri, name);
   }
 }

@@ -1,5 +1,8 @@
 /** Safetensors header: parsing and validation. Every violation names the file and the tensor. */
-import { DTYPE_BYTES, DType, isDType } from './dtype';
+import { DTYPE_BYTES, DType, DTYPES, isDType } from './dtype';
+
+/** Strict UTF-8: a header with invalid bytes is refused rather than read with replacement characters. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export interface TensorInfo {
   name: string;
@@ -52,9 +55,16 @@ export function headerLength(first8: Uint8Array, source: string, fileSize: numbe
 
 export function parseHeader(json: Uint8Array, source: string, fileSize: number): SafetensorsHeader {
   const dataStart = 8 + json.byteLength;
+  let text: string;
+  try {
+    text = utf8.decode(json);
+  } catch {
+    throw new SafetensorsError(`${source}: header is not valid UTF-8; the file is corrupt or not safetensors`);
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
+    // JSON.parse defines keys such as "__proto__" as own properties, so every tensor name survives
+    raw = JSON.parse(text);
   } catch (e) {
     throw new SafetensorsError(`${source}: header is not valid JSON (${(e as Error).message})`);
   }
@@ -107,7 +117,9 @@ function parseEntry(name: string, v: unknown, source: string): TensorInfo {
   if (typeof v !== 'object' || v === null) throw new SafetensorsError(`${where}: entry must be an object`);
   const e = v as Record<string, unknown>;
   if (typeof e.dtype !== 'string' || !isDType(e.dtype)) {
-    throw new SafetensorsError(`${where}: unsupported dtype ${JSON.stringify(e.dtype)}`);
+    throw new SafetensorsError(
+      `${where}: unsupported dtype ${JSON.stringify(e.dtype)}; mergeflow reads ${DTYPES.join(', ')}`,
+    );
   }
   if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     throw new SafetensorsError(`${where}: shape must be a list of non-negative integers`);
@@ -136,7 +148,8 @@ export function buildHeader(
   specs: readonly { name: string; dtype: DType; shape: readonly number[] }[],
   metadata?: Record<string, string>,
 ): { bytes: Uint8Array; tensors: TensorInfo[] } {
-  const obj: Record<string, unknown> = {};
+  // no prototype: a tensor named "__proto__" is an ordinary key here (on {} it would set the prototype and vanish)
+  const obj: Record<string, unknown> = Object.create(null);
   if (metadata && Object.keys(metadata).length) obj.__metadata__ = metadata;
   const tensors: TensorInfo[] = [];
   let off = 0;

@@ -3,3 +3,4 @@ export * from './header';
 export * from './reader';
 export * from './writer';
 export * from './checkpoint';
+export * from './finite';

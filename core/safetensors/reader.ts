@@ -1,6 +1,7 @@
 /** Lazy safetensors reader: reads the header once, then one tensor at a time by byte range. */
 import { storeFor, InputChangedError, NotFoundError } from '../store';
 import { toFloat32 } from './dtype';
+import { checkFinite } from './finite';
 import { headerLength, parseHeader, SafetensorsError, SafetensorsHeader, TensorInfo } from './header';
 
 const FIRST_READ = 64 * 1024;
@@ -52,7 +53,8 @@ export class SafetensorsFile {
     return storeFor(this.uri).read(this.uri, this.header.dataStart + t.begin, t.end - t.begin, this.etag);
   }
 
+  /** The tensor as float32; refuses NaN and ±Inf (see `checkFinite`). */
   async readFloat32(name: string): Promise<Float32Array> {
-    return toFloat32(await this.readBytes(name), this.info(name).dtype);
+    return checkFinite(toFloat32(await this.readBytes(name), this.info(name).dtype), this.uri, name);
   }
 }

@@ -65,6 +65,11 @@ export function describeS3Error(e: unknown, uri: string): Error {
       `${uri}: cannot reach the S3 endpoint ${endpointName()}; start it with 'mergeflow stack up' or set AWS_ENDPOINT_URL_S3`,
     );
   }
+  if (err.name === 'CredentialsProviderError') {
+    return new StoreError(
+      `${uri}: no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE ('mergeflow stack up' writes them for the local stack)`,
+    );
+  }
   if (err.name === 'PreconditionFailed' || status === 412) {
     return new InputChangedError(
       `${uri} was replaced since the run pinned it (its S3 ETag changed); restore it or start a new run`,
@@ -77,7 +82,7 @@ export function describeS3Error(e: unknown, uri: string): Error {
   }
   if (err.name === 'AccessDenied' || status === 403) {
     return new AccessDeniedError(
-      `${uri}: access denied by S3 (${err.name ?? 403}) on bucket '${bucketOf(uri)}'; grant these credentials access to the bucket or set AWS_ACCESS_KEY_ID / AWS_PROFILE to ones that have it`,
+      `${uri}: access denied by S3 (${err.name && err.name !== 'Unknown' ? err.name : `HTTP ${status}`}) on bucket '${bucketOf(uri)}'; grant these credentials access to the bucket or set AWS_ACCESS_KEY_ID / AWS_PROFILE to ones that have it`,
     );
   }
   return new StoreError(`${uri}: S3 request failed: ${err.name ?? 'Error'}: ${err.message ?? String(e)}`);
