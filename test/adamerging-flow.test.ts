@@ -179,7 +179,7 @@ test(
     victim.kill('SIGKILL');
     // every checkpoint the killed attempt wrote (its retry waits out the 4 s heartbeat timeout before it writes)
     const lastWritten = await latestCheckpoint(
-      { workPrefix: `${prefix}/out/kill/.mergeflow-work/${runId}/` } as AdaPlan,
+      { workPrefix: `${prefix}/out/.mergeflow-work/${runId}/` } as AdaPlan,
       8,
       16,
     );
