@@ -80,7 +80,9 @@ export const fwTargetEntry = strictObject({
 /** The candidate pool: listed, or every checkpoint found under a store prefix. */
 /** A listed candidate names one checkpoint (`latest_under` is for scheduled data-free merges; a pool has `prefix`). */
 export const poolEntry = strictObject({ name: entryName, checkpoint: uri });
-export const fwPool = z.union([z.array(poolEntry).min(1, 'at least one candidate'), strictObject({ prefix: uri })]);
+export const fwPool = z.union([z.array(poolEntry).min(1, 'at least one candidate'), strictObject({ prefix: uri })], {
+  error: 'expected a list of candidates ({ name, checkpoint }) or { prefix: URI } (every checkpoint under it)',
+});
 
 const frankWolfeVariant = strictObject({
   method: z.literal(FRANK_WOLFE),

@@ -161,11 +161,15 @@ export const CASES: BadInputCase[] = [
     make: (fx, v) => run(v, fx, { base: fx.base, models: fx.models, output: v.out }),
   },
   {
-    id: 'method-not-implemented',
+    id: 'method-fields-of-another',
     group: 'config schema',
-    input: 'a method that is planned but not runnable (`frank_wolfe`)',
+    input: 'a Frank-Wolfe config written like a data-free one (`models`, no `pool` or `targets`)',
     exit: 2,
-    stderr: invalid(`method: expected one of ${METHODS}, got 'frank_wolfe'`),
+    stderr: invalid(
+      'pool: expected a list of candidates ({ name, checkpoint }) or { prefix: URI } (every checkpoint under it)',
+      'targets: expected array, received undefined',
+      'models: unknown key; expected only method, pool, targets, skip_incompatible, parameters, base, output, dtype, shards, name, suite',
+    ),
     when: 'before start',
     make: (fx, v) => run(v, fx, dataFreeDoc(fx, v.out, { method: 'frank_wolfe' })),
   },
