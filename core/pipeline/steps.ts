@@ -1,7 +1,8 @@
 /** The core functions behind each step of a merge, with optional progress: activities add heartbeats to these. */
 import { MergeSteps } from './driver';
 import { planMerge } from './plan';
-import { hashCheckpoint, publishMerge } from './publish';
+import { publishMerge } from './publish';
+import { combineReads } from './input_digest';
 import { mapShard, reducePass } from './passes';
 import { writeCoefficients } from './coefficients';
 import { mergeShard } from './merge_shard';
@@ -11,11 +12,11 @@ import { Progress } from './inputs';
 export function coreSteps(progress: (step: string) => Progress | undefined = () => undefined): MergeSteps {
   return {
     planMerge,
-    hashCheckpoint,
     mapShard: (plan, pass, shard, state) => mapShard(plan, pass, shard, state, progress(pass)),
     reducePass,
     writeCoefficients,
     mergeShard: (plan, shard, state, coefficients) => mergeShard(plan, shard, state, coefficients, progress('merge')),
-    publishMerge: (plan, parts, hashes, config) => publishMerge(plan, parts, hashes, config, progress('publish')),
+    publishMerge: (plan, parts, config) =>
+      publishMerge(plan, parts, combineReads(plan, parts), config, progress('publish')),
   };
 }
