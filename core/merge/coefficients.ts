@@ -15,15 +15,66 @@ export function tableColumn(table: Float64Array, models: number, tensors: number
   return Array.from({ length: models }, (_, k) => table[k * tensors + l]);
 }
 
-/** Elements per cache block of the chunk kernels: the accumulator block stays in L1/L2 across the K sweeps. */
-const BLOCK = 8192;
+/**
+ * acc (or out, when `last`) = [first ? 0 : acc] + Σ of up to four weighted task vectors, element by element, each
+ * partial sum rounded to float32 as a Float32Array accumulator would. One pass over the elements per group of
+ * models keeps the running sum in a register; `last` also applies θ0 + scale · sum.
+ */
+function group(
+  out: Float32Array,
+  acc: Float32Array,
+  base: Float32Array,
+  ms: readonly Float32Array[],
+  ws: readonly number[],
+  first: boolean,
+  last: boolean,
+  scale: number,
+): void {
+  const n = base.length;
+  const f = Math.fround;
+  if (ms.length === 4) {
+    const [m0, m1, m2, m3] = ms;
+    const [w0, w1, w2, w3] = ws;
+    for (let i = 0; i < n; i++) {
+      const b = base[i];
+      let a = first ? 0 : acc[i];
+      a = f(a + w0 * (m0[i] - b));
+      a = f(a + w1 * (m1[i] - b));
+      a = f(a + w2 * (m2[i] - b));
+      a = f(a + w3 * (m3[i] - b));
+      if (last) out[i] = b + scale * a;
+      else acc[i] = a;
+    }
+  } else if (ms.length === 2) {
+    const [m0, m1] = ms;
+    const [w0, w1] = ws;
+    for (let i = 0; i < n; i++) {
+      const b = base[i];
+      let a = first ? 0 : acc[i];
+      a = f(a + w0 * (m0[i] - b));
+      a = f(a + w1 * (m1[i] - b));
+      if (last) out[i] = b + scale * a;
+      else acc[i] = a;
+    }
+  } else {
+    const [m0] = ms;
+    const [w0] = ws;
+    for (let i = 0; i < n; i++) {
+      const b = base[i];
+      let a = first ? 0 : acc[i];
+      a = f(a + w0 * (m0[i] - b));
+      if (last) out[i] = b + scale * a;
+      else acc[i] = a;
+    }
+  }
+}
 
 /**
  * θ0 + Σk c_k τk over base.length elements, written into out (which may be a reused scratch buffer; acc is one
  * too, at least as long as base). When every c_k is the same c (weight averaging, Task Arithmetic) it is
  * computed as θ0 + c·Σk τk, summing the task vectors first in float32, the order those methods always used, so
  * their outputs keep their bytes; otherwise each c_k τk is added into the float32 accumulator in model order.
- * Fused and cache-blocked: per block of elements, one sweep per model into the accumulator, then the output.
+ * Fused: models go in groups of four (then two, then one), one pass over the elements per group.
  */
 export function linearMergeInto(
   out: Float32Array,
@@ -34,21 +85,17 @@ export function linearMergeInto(
 ): void {
   const K = models.length;
   if (coefficients.length !== K) throw new Error(`linear merge: ${coefficients.length} coefficients for ${K} models`);
-  const n = base.length;
   const uniform = coefficients.every((c) => c === coefficients[0]);
   const scale = uniform ? (coefficients[0] ?? 0) : 1;
-  for (let lo = 0; lo < n; lo += BLOCK) {
-    const hi = Math.min(n, lo + BLOCK);
-    for (let i = lo; i < hi; i++) acc[i] = 0;
-    for (let k = 0; k < K; k++) {
-      const m = models[k];
-      if (uniform) for (let i = lo; i < hi; i++) acc[i] += m[i] - base[i];
-      else {
-        const c = coefficients[k];
-        for (let i = lo; i < hi; i++) acc[i] += c * (m[i] - base[i]);
-      }
-    }
-    for (let i = lo; i < hi; i++) out[i] = base[i] + scale * acc[i];
+  const weights = uniform ? coefficients.map(() => 1) : coefficients;
+  if (K === 0) {
+    for (let i = 0; i < base.length; i++) out[i] = base[i] + scale * 0;
+    return;
+  }
+  for (let g = 0; g < K;) {
+    const size = K - g >= 4 ? 4 : K - g >= 2 ? 2 : 1;
+    group(out, acc, base, models.slice(g, g + size), weights.slice(g, g + size), g === 0, g + size === K, scale);
+    g += size;
   }
 }
 

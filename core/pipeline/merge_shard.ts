@@ -3,7 +3,7 @@
  * input once in element chunks (shard_stream.ts), merges each chunk with a fused kernel into reused buffers,
  * and returns the sha256 of what it read from each input file, so no separate hashing pass is needed.
  */
-import { DTYPE_BYTES, encodeInto, isFloatDType } from '../safetensors';
+import { DTYPE_BYTES, encodeInto, isFloatDType, numel } from '../safetensors';
 import { dataFreeMethod } from '../merge/registry';
 import { linearMergeInto } from '../merge/coefficients';
 import { PassState } from '../merge/method';
@@ -12,7 +12,7 @@ import { outputDType, partUri, MergePlan } from './plan';
 import { openInputs, Progress, shardTensors } from './inputs';
 import { readCoefficientTable } from './coefficients';
 import { Chunk, ShardStream } from './shard_stream';
-import { PartOutput } from './part_output';
+import { OUTPUT_BLOCK, PartOutput } from './part_output';
 import { ShardReads } from './input_digest';
 
 /** A committed shard part, and the sha256 of the bytes it read per input file (base first, then the models). */
@@ -62,7 +62,8 @@ export async function mergeShard(
   const acc = new Float32Array(stream.chunk);
   const uri = partUri(plan, shardIndex);
   const w = await storeFor(uri).writer(uri);
-  const part = new PartOutput(w);
+  const outBytes = tensors.reduce((a, t) => a + numel(t.shape) * DTYPE_BYTES[outputDType(t, plan.dtype)], 0);
+  const part = new PartOutput(w, Math.max(1, Math.min(OUTPUT_BLOCK, outBytes)));
   try {
     for (let i = 0; i < tensors.length; i++) {
       const t = tensors[i];

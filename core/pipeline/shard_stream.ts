@@ -139,8 +139,16 @@ export class ShardStream {
     const inputs = [base, ...models];
     const perInput = Math.floor(budget / inputs.length);
     this.chunk = Math.max(MIN_CHUNK, Math.floor(perInput / 8));
-    const capacity = Math.max(perInput, this.chunk * 8);
-    this.readers = inputs.map((ck) => new InputReader(ck, capacity));
+    // each input's buffer: its share of the budget, but no more than the bytes this shard needs of it
+    const needs = inputs.map((ck, i) => {
+      let bytes = 0;
+      for (const t of tensors)
+        if (i === 0 || isFloatDType(t.dtype)) bytes += ck.info(t.name).end - ck.info(t.name).begin;
+      return bytes;
+    });
+    this.readers = inputs.map(
+      (ck, i) => new InputReader(ck, Math.min(Math.max(perInput, this.chunk * 8), Math.max(needs[i], 8))),
+    );
     this.scratch = inputs.map(() => new Float32Array(0));
     for (const t of tensors) {
       if (isFloatDType(t.dtype)) for (const r of this.readers) r.need(t.name);
