@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import { validateConfig } from '../core/config/load';
 import { Checkpoint, DType, fromFloat32, numel, toFloat32, writeTensors } from '../core/safetensors';
 import { runLocalMerge } from '../core/pipeline/local';
-import { splitShards } from '../core/pipeline/plan';
+import { planMerge, splitShards } from '../core/pipeline/plan';
+import { writeCoefficients } from '../core/pipeline/coefficients';
+import { mergeShard } from '../core/pipeline/merge_shard';
 import { ShardStream } from '../core/pipeline/shard_stream';
 import { addScaledTaskVector, applyDelta } from '../core/merge/task_vectors';
 import { filePath, readJson } from '../core/store';
@@ -174,5 +176,35 @@ test('a bad MERGEFLOW_STREAM_BUDGET is refused with a message naming it', async 
   await assert.rejects(
     merge(dir, uris, 'weight_average', {}, 'x.safetensors', 'lots'),
     /MERGEFLOW_STREAM_BUDGET='lots' is not a positive whole number of bytes/,
+  );
+});
+
+test('a shard reports progress within a tensor that takes many chunks (heartbeats keep coming)', async () => {
+  const { dir, uris } = await inputs('stream-progress');
+  const cfg = validateConfig(
+    {
+      method: 'task_arithmetic',
+      base: uris[0],
+      models: uris.slice(1).map((u, k) => ({ name: `m${k + 1}`, checkpoint: u })),
+      output: path.join(dir, 'p.safetensors'),
+      shards: 1,
+    },
+    'test',
+  );
+  const plan = await planMerge(cfg, 'progress');
+  const table = await writeCoefficients(plan, {});
+  const seen: { done: number; note?: string }[] = [];
+  process.env.MERGEFLOW_STREAM_BUDGET = SMALL_BUDGET;
+  try {
+    await mergeShard(plan, 0, {}, table, (done, _total, note) => void seen.push({ done, note }));
+  } finally {
+    delete process.env.MERGEFLOW_STREAM_BUDGET;
+  }
+  const within = seen.filter((p) => p.note === 'emb' && !Number.isInteger(p.done));
+  assert.equal(within.length, 3, 'emb takes four chunks: three reports before it is done');
+  assert.deepEqual(
+    seen.map((p) => p.done),
+    [...seen.map((p) => p.done)].sort((a, b) => a - b),
+    'progress only moves forward',
   );
 });

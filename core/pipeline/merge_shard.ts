@@ -75,6 +75,9 @@ export async function mergeShard(
           const n = c.base.length;
           merge(out.subarray(0, n), acc, c);
           encodeInto(out.subarray(0, n), dtype, await part.reserve(n * DTYPE_BYTES[dtype]));
+          // a large tensor takes many chunks: report (and heartbeat) within it too
+          if (c.start + n < numel(t.shape))
+            await progress?.(i + (c.start + n) / numel(t.shape), tensors.length, t.name);
         }
       }
       await progress?.(i + 1, tensors.length, t.name);

@@ -5,6 +5,7 @@ import { PassContext, PassState, ShardPass } from '../merge/method';
 import { MergePlan, passUri } from './plan';
 import { floatTensors, openInputs, Progress } from './inputs';
 import { ShardStream } from './shard_stream';
+import { numel } from '../safetensors';
 
 function passOf(
   plan: MergePlan,
@@ -34,7 +35,12 @@ export async function mapShard(
   try {
     for (let i = 0; i < tensors.length; i++) {
       const name = tensors[i].name;
-      for await (const c of stream.chunks(tensors[i])) pass.tensor(acc, { name, base: c.base, models: c.models }, ctx);
+      const n = numel(tensors[i].shape);
+      for await (const c of stream.chunks(tensors[i])) {
+        pass.tensor(acc, { name, base: c.base, models: c.models }, ctx);
+        const done = c.start + c.base.length;
+        if (done < n) await progress?.(i + done / n, tensors.length, name);
+      }
       await progress?.(i + 1, tensors.length, name);
     }
   } finally {
