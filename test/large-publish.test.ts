@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { mergeConfigSchema } from '../core/config/schema';
 import { writeSyntheticCheckpoints } from '../core/synthetic';
 import { Committed, joinUri, putObject, storeFor, Store } from '../core/store';
+import type { ShardPart } from '../core/pipeline/merge_shard';
 import { buildHeader } from '../core/safetensors';
 import { coreSteps, outputDType, partsDigest, planMerge } from '../core/pipeline';
 import { Checkpoint } from '../core/safetensors';
@@ -44,7 +45,7 @@ async function mergedParts(root: string, output: string) {
   const steps = coreSteps();
   const plan = await planMerge(config, uniq('publish'));
   const coefficients = await steps.writeCoefficients(plan, {});
-  const parts: Committed[] = [];
+  const parts: ShardPart[] = [];
   for (const s of plan.shards) parts.push(await steps.mergeShard(plan, s.index, {}, coefficients));
   return { config, plan, parts, steps };
 }
@@ -66,9 +67,7 @@ test('s3: publish copies the parts server-side (reads at most the 5 MiB part min
   );
   const want = await expectedBytes(plan, parts);
   const store = storeFor(root);
-  const [published, read] = await bytesReadUnder(store, plan.workPrefix, () =>
-    steps.publishMerge(plan, parts, { base: [], models: {} }, config),
-  );
+  const [published, read] = await bytesReadUnder(store, plan.workPrefix, () => steps.publishMerge(plan, parts, config));
   const total = parts.reduce((a, p) => a + p.bytes, 0);
   // only the stretches that fill a part to S3's 5 MiB minimum go through the worker (here: after the header)
   assert.ok(
@@ -92,7 +91,7 @@ for (const kind of ['file', 's3'] as const) {
   test(`${kind}: a publish retried after it committed succeeds without redoing the work`, async () => {
     const root = kind === 's3' ? s3Prefix('republish') : fileUri(tmpDir('republish'));
     const { config, plan, parts, steps } = await mergedParts(root, `${root}/out/merged.safetensors`);
-    const first = await steps.publishMerge(plan, parts, { base: [], models: {} }, config);
+    const first = await steps.publishMerge(plan, parts, config);
     const store = storeFor(root);
     const compose = store.compose;
     let composed = 0;
@@ -102,7 +101,7 @@ for (const kind of ['file', 's3'] as const) {
     };
     try {
       // the first attempt committed (its parts are gone), but its result was lost: Temporal retries the activity
-      const again = await steps.publishMerge(plan, parts, { base: [], models: {} }, config);
+      const again = await steps.publishMerge(plan, parts, config);
       assert.deepEqual(again, first);
     } finally {
       store.compose = compose;

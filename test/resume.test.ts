@@ -100,10 +100,8 @@ test('a TIES run terminated while merging resumes: committed units reused, outpu
   // parts the terminated attempt committed after we counted are reused too: at least what we counted
   assert.ok(out.reused.part >= parts, `reused ${out.reused.part} parts, ${parts} were committed`);
   assert.equal(out.reused.pass, 3 * SHARDS);
-  assert.equal(out.reused.hash, 4, 'the input hashes are reused');
   const resumed = client.workflow.getHandle(out.runId);
   assert.equal(await scheduledActivities(resumed, 'mapShard'), 0, 'no pass is redone');
-  assert.equal(await scheduledActivities(resumed, 'hashCheckpoint'), 0, 'no input is hashed again');
   assert.equal(await scheduledActivities(resumed, 'mergeShard'), SHARDS - out.reused.part, 'only missing parts merge');
 
   const got = fs.readFileSync(path.join(run.dir, 'out', 'm.safetensors'));

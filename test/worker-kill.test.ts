@@ -23,7 +23,7 @@ test(
   { timeout: 300_000 },
   async () => {
     const dir = tmpDir('kill');
-    const ck = await writeSyntheticCheckpoints(path.join(dir, 'in'), { seed: 11, models: 3, dim: 1024, layers: 6 });
+    const ck = await writeSyntheticCheckpoints(path.join(dir, 'in'), { seed: 11, models: 3, dim: 1024, layers: 16 });
     const doc = (output: string) => ({
       method: 'ties',
       base: ck.base,

@@ -1,6 +1,6 @@
 /**
- * One data-free merge (weight averaging, Task Arithmetic, TIES) as a durable workflow. The steps (plan, hash the
- * inputs, the passes the method declares, merge the shards, publish) come from core/pipeline/driver, which the
+ * One data-free merge (weight averaging, Task Arithmetic, TIES) as a durable workflow. The steps (plan, the passes
+ * the method declares, merge the shards while hashing what they read, publish) come from core/pipeline/driver, which the
  * in-process runner shares; here they run as activities, shards fanned out at once. Only URIs, counts and a
  * handful of scalars cross payloads; tensors stay in the store.
  */
@@ -84,7 +84,6 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
       if (resumable) await quick.recordMergeRun(p, c);
       return p;
     },
-    hashCheckpoint: acts.hashCheckpoint,
     mapShard: acts.mapShard,
     reducePass: quick.reducePass,
     writeCoefficients: quick.writeCoefficients,

@@ -3,7 +3,7 @@
  * (c = 1/K), Task Arithmetic (c = λ), AdaMerging's final merge and the Frank-Wolfe update are this kernel with
  * different K × L coefficient tables (row k = model k, column l = tensor l; float64, so λ = 0.3 stays 0.3).
  */
-import { addScaledTaskVector, applyDelta } from './task_vectors';
+import { applyDelta } from './task_vectors';
 
 /** A K × L table with every entry c. */
 export function uniformTable(models: number, tensors: number, c: number): Float64Array {
@@ -16,24 +16,98 @@ export function tableColumn(table: Float64Array, models: number, tensors: number
 }
 
 /**
- * θ0 + Σk c_k τk. When every c_k is the same c (weight averaging, Task Arithmetic) it is computed as θ0 + c·Σk τk,
- * summing the task vectors first in float32, which is the order those methods always used: their outputs keep
- * their bytes. Otherwise each c_k τk is added into a float32 accumulator in model order.
+ * acc (or out, when `last`) = [first ? 0 : acc] + Σ of up to four weighted task vectors, element by element, each
+ * partial sum rounded to float32 as a Float32Array accumulator would. One pass over the elements per group of
+ * models keeps the running sum in a register; `last` also applies θ0 + scale · sum.
  */
+function group(
+  out: Float32Array,
+  acc: Float32Array,
+  base: Float32Array,
+  ms: readonly Float32Array[],
+  ws: readonly number[],
+  first: boolean,
+  last: boolean,
+  scale: number,
+): void {
+  const n = base.length;
+  const f = Math.fround;
+  if (ms.length === 4) {
+    const [m0, m1, m2, m3] = ms;
+    const [w0, w1, w2, w3] = ws;
+    for (let i = 0; i < n; i++) {
+      const b = base[i];
+      let a = first ? 0 : acc[i];
+      a = f(a + w0 * (m0[i] - b));
+      a = f(a + w1 * (m1[i] - b));
+      a = f(a + w2 * (m2[i] - b));
+      a = f(a + w3 * (m3[i] - b));
+      if (last) out[i] = b + scale * a;
+      else acc[i] = a;
+    }
+  } else if (ms.length === 2) {
+    const [m0, m1] = ms;
+    const [w0, w1] = ws;
+    for (let i = 0; i < n; i++) {
+      const b = base[i];
+      let a = first ? 0 : acc[i];
+      a = f(a + w0 * (m0[i] - b));
+      a = f(a + w1 * (m1[i] - b));
+      if (last) out[i] = b + scale * a;
+      else acc[i] = a;
+    }
+  } else {
+    const [m0] = ms;
+    const [w0] = ws;
+    for (let i = 0; i < n; i++) {
+      const b = base[i];
+      let a = first ? 0 : acc[i];
+      a = f(a + w0 * (m0[i] - b));
+      if (last) out[i] = b + scale * a;
+      else acc[i] = a;
+    }
+  }
+}
+
+/**
+ * θ0 + Σk c_k τk over base.length elements, written into out (which may be a reused scratch buffer; acc is one
+ * too, at least as long as base). When every c_k is the same c (weight averaging, Task Arithmetic) it is
+ * computed as θ0 + c·Σk τk, summing the task vectors first in float32, the order those methods always used, so
+ * their outputs keep their bytes; otherwise each c_k τk is added into the float32 accumulator in model order.
+ * Fused: models go in groups of four (then two, then one), one pass over the elements per group.
+ */
+export function linearMergeInto(
+  out: Float32Array,
+  acc: Float32Array,
+  base: Float32Array,
+  models: readonly Float32Array[],
+  coefficients: readonly number[],
+): void {
+  const K = models.length;
+  if (coefficients.length !== K) throw new Error(`linear merge: ${coefficients.length} coefficients for ${K} models`);
+  const uniform = coefficients.every((c) => c === coefficients[0]);
+  const scale = uniform ? (coefficients[0] ?? 0) : 1;
+  const weights = uniform ? coefficients.map(() => 1) : coefficients;
+  if (K === 0) {
+    for (let i = 0; i < base.length; i++) out[i] = base[i] + scale * 0;
+    return;
+  }
+  for (let g = 0; g < K;) {
+    const size = K - g >= 4 ? 4 : K - g >= 2 ? 2 : 1;
+    group(out, acc, base, models.slice(g, g + size), weights.slice(g, g + size), g === 0, g + size === K, scale);
+    g += size;
+  }
+}
+
+/** θ0 + Σk c_k τk for one whole tensor (a new array); see linearMergeInto. */
 export function linearMergeTensor(
   base: Float32Array,
   models: readonly Float32Array[],
   coefficients: readonly number[],
 ): Float32Array {
-  if (coefficients.length !== models.length)
-    throw new Error(`linear merge: ${coefficients.length} coefficients for ${models.length} models`);
-  const delta = new Float32Array(base.length);
-  if (coefficients.every((c) => c === coefficients[0])) {
-    for (const m of models) addScaledTaskVector(delta, m, base);
-    return applyDelta(base, delta, coefficients[0] ?? 0);
-  }
-  models.forEach((m, k) => addScaledTaskVector(delta, m, base, coefficients[k]));
-  return applyDelta(base, delta, 1);
+  const out = new Float32Array(base.length);
+  linearMergeInto(out, new Float32Array(base.length), base, models, coefficients);
+  return out;
 }
 
 /**

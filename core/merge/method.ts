@@ -21,7 +21,11 @@ export interface PassContext<P> {
   state: PassState;
 }
 
-/** One float tensor of a shard: the base and every model's values, in float32. */
+/**
+ * One float tensor of a shard, or one element chunk of it (large tensors stream in chunks, so a pass's fold
+ * and a per-tensor merge must work element-wise): the base and every model's values, in float32. The arrays
+ * are views into reused buffers, valid only during the call.
+ */
 export interface TensorValues {
   name: string;
   base: Float32Array;
@@ -68,6 +72,8 @@ export interface TensorMergeInput<P> extends TensorValues {
 export interface TensorMethod<P> extends MethodBase<P> {
   kind: 'tensor';
   mergeTensor(input: TensorMergeInput<P>): Float32Array;
+  /** The same merge of one element chunk written into out (base.length elements). */
+  mergeInto(out: Float32Array, input: TensorMergeInput<P>): void;
 }
 
 export type MergeMethod<P> = LinearMethod<P> | TensorMethod<P>;

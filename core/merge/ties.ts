@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { strictObject } from '../config/strict';
 import { TensorMethod } from './method';
-import { TIES_PASSES, TiesState, trimmed } from './ties_passes';
+import { TIES_PASSES, TiesState } from './ties_passes';
 
 export const tiesParams = strictObject({
   scaling: z.number().finite().default(0.3).describe('λ applied to the merged task vector'),
@@ -15,6 +15,46 @@ export const tiesParams = strictObject({
 });
 export type TiesParams = z.infer<typeof tiesParams>;
 
+/**
+ * The TIES merge of base.length elements into out (a reused chunk buffer is fine). Float32 arithmetic as the
+ * per-tensor reference always did (each trimmed τ and each running sum rounded to float32), so outputs keep
+ * their bytes when a tensor is merged in chunks.
+ */
+export function tiesMergeInto(
+  out: Float32Array,
+  base: Float32Array,
+  models: readonly Float32Array[],
+  thresholds: readonly number[],
+  majoritySign: number,
+  p: TiesParams,
+): void {
+  const K = models.length;
+  const vals = new Float32Array(K);
+  const mean = p.merge === 'mean';
+  const f = Math.fround;
+  for (let i = 0; i < base.length; i++) {
+    const b = base[i];
+    let acc = 0;
+    for (let k = 0; k < K; k++) {
+      const tau = f(models[k][i] - b);
+      const v = Math.abs(tau) >= thresholds[k] ? tau : 0;
+      vals[k] = v;
+      acc = f(acc + v);
+    }
+    const s = acc > 0 ? 1 : acc < 0 ? -1 : majoritySign;
+    acc = 0;
+    let kept = 0;
+    for (let k = 0; k < K; k++) {
+      const v = vals[k];
+      if (s > 0 ? v > 0 : v < 0) {
+        acc = f(acc + v);
+        kept++;
+      }
+    }
+    out[i] = b + p.scaling * (mean ? acc / Math.max(kept, 1) : acc);
+  }
+}
+
 export function tiesMergeTensor(
   base: Float32Array,
   models: readonly Float32Array[],
@@ -22,30 +62,8 @@ export function tiesMergeTensor(
   majoritySign: number,
   p: TiesParams,
 ): Float32Array {
-  const K = models.length;
   const out = new Float32Array(base.length);
-  const tmp = new Float32Array(1);
-  const vals = new Float32Array(K);
-  const acc = new Float32Array(1);
-  for (let i = 0; i < base.length; i++) {
-    acc[0] = 0;
-    for (let k = 0; k < K; k++) {
-      vals[k] = trimmed(models[k], base, thresholds[k], i, tmp);
-      acc[0] += vals[k];
-    }
-    const s = acc[0] > 0 ? 1 : acc[0] < 0 ? -1 : majoritySign;
-    acc[0] = 0;
-    let kept = 0;
-    for (let k = 0; k < K; k++) {
-      const v = vals[k];
-      if (s > 0 ? v > 0 : v < 0) {
-        acc[0] += v;
-        kept++;
-      }
-    }
-    const agg = p.merge === 'mean' ? acc[0] / Math.max(kept, 1) : acc[0];
-    out[i] = base[i] + p.scaling * agg;
-  }
+  tiesMergeInto(out, base, models, thresholds, majoritySign, p);
   return out;
 }
 
@@ -61,5 +79,12 @@ export const ties: TensorMethod<TiesParams> = {
       throw new Error(`ties: tensor '${name}' merged before the threshold and sign passes ran`);
     }
     return tiesMergeTensor(base, models, thresholds, majoritySign, params);
+  },
+  mergeInto(out, { name, base, models, params, state }) {
+    const { thresholds, majoritySign } = state as TiesState;
+    if (!thresholds || majoritySign === undefined) {
+      throw new Error(`ties: tensor '${name}' merged before the threshold and sign passes ran`);
+    }
+    tiesMergeInto(out, base, models, thresholds, majoritySign, params);
   },
 };

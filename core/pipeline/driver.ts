@@ -1,7 +1,7 @@
 /**
- * The steps of a merge, written once: plan → hash the inputs → the method's declared passes (each a map over
+ * The steps of a merge, written once: plan → the method's declared passes (each a map over
  * shards whose results go to the store, then a small reduce) → its coefficient table, for linear methods → merge
- * the shards → publish. The workflow runs them with activities (shards fanned out at once); the in-process runner
+ * the shards (each hashes what it reads of the inputs) → publish. The workflow runs them with activities (shards fanned out at once); the in-process runner
  * (tests, bench, report) calls the same core functions one shard at a time. This module only orchestrates:
  * it imports types alone, so the workflow can use it and stay deterministic.
  *
@@ -13,18 +13,14 @@ import type { PassState } from '../merge/method';
 import type { Committed } from '../store/types';
 import type { MergePlan } from './plan';
 import type { FileHash } from './publish';
+import type { ShardPart } from './merge_shard';
 
 export type MergeStep =
-  | { kind: 'hash' }
-  | { kind: 'pass'; pass: string; phase: string }
-  | { kind: 'coefficients' }
-  | { kind: 'merge' }
-  | { kind: 'publish' };
+  { kind: 'pass'; pass: string; phase: string } | { kind: 'coefficients' } | { kind: 'merge' } | { kind: 'publish' };
 
 /** The steps after planning, in order, as the plan's method declares them. */
 export function mergeSteps(plan: MergePlan): MergeStep[] {
   return [
-    { kind: 'hash' },
     ...plan.passes.map((p): MergeStep => ({ kind: 'pass', pass: p.name, phase: p.phase })),
     ...(plan.kernel === 'linear' ? [{ kind: 'coefficients' } as const] : []),
     { kind: 'merge' },
@@ -32,15 +28,14 @@ export function mergeSteps(plan: MergePlan): MergeStep[] {
   ];
 }
 
-/** Units of progress: one for planning, hashing and publishing each, one per shard of every pass and of the merge. */
+/** Units of progress: one for planning and publishing each, one per shard of every pass and of the merge. */
 export function totalUnits(plan: MergePlan): number {
-  const perStep = { hash: 1, pass: plan.shards.length, coefficients: 0, merge: plan.shards.length, publish: 1 };
+  const perStep = { pass: plan.shards.length, coefficients: 0, merge: plan.shards.length, publish: 1 };
   return 1 + mergeSteps(plan).reduce((n, s) => n + perStep[s.kind], 0);
 }
 
-/** Ledger keys of a merge's units: input hashes, each pass's map per shard, the coefficient table, each part. */
+/** Ledger keys of a merge's units: each pass's map per shard, the coefficient table, each part (with its input hashes). */
 export const commitKey = {
-  hash: (input: number): string => `hash-${input}`,
   pass: (pass: string, shard: number): string => `pass-${pass}-${shard}`,
   coefficients: (): string => 'coefficients',
   part: (shard: number): string => `part-${shard}`,
@@ -65,15 +60,15 @@ export interface Published {
 /** The work a merge's steps call for. Arguments and results are small plain JSON (they travel in payloads). */
 export interface MergeSteps {
   planMerge(config: MergeConfig, runId: string): Promise<MergePlan>;
-  /** sha256 of each file of an input; recorded in the ledger of `workPrefix` under `key` when given. */
-  hashCheckpoint(uri: string, workPrefix?: string, key?: string): Promise<FileHash[]>;
   /** A pass's map over one shard; returns the URI of the saved result. */
   mapShard(plan: MergePlan, pass: string, shard: number, state: PassState): Promise<string>;
   reducePass(plan: MergePlan, pass: string, uris: string[], state: PassState): Promise<PassState>;
   /** Writes a linear method's coefficient table; returns its URI. */
   writeCoefficients(plan: MergePlan, state: PassState): Promise<string>;
-  mergeShard(plan: MergePlan, shard: number, state: PassState, coefficients?: string): Promise<Committed>;
-  publishMerge(plan: MergePlan, parts: Committed[], hashes: InputHashes, config: MergeConfig): Promise<Published>;
+  /** Merges one shard; the part also carries the sha256 of what the shard read of each input file. */
+  mergeShard(plan: MergePlan, shard: number, state: PassState, coefficients?: string): Promise<ShardPart>;
+  /** Publishes the parts; the manifest's input hashes are combined from the parts' reads. */
+  publishMerge(plan: MergePlan, parts: ShardPart[], config: MergeConfig): Promise<Published>;
 }
 
 export interface MergeExecutor extends MergeSteps {
@@ -93,7 +88,7 @@ export interface DrivenMerge extends Published {
   plan: MergePlan;
   /** The state the passes reduced to (TIES: thresholds, majoritySign). */
   state: PassState;
-  /** Units taken from the ledger instead of run (a resumed merge), by kind: hash, pass, coefficients, part. */
+  /** Units taken from the ledger instead of run (a resumed merge), by kind: pass, coefficients, part. */
   reused: Record<string, number>;
 }
 
@@ -109,7 +104,7 @@ export async function driveMerge(
       hooks.unit?.();
       return v;
     });
-  const reused: Record<string, number> = { hash: 0, pass: 0, coefficients: 0, part: 0 };
+  const reused: Record<string, number> = { pass: 0, coefficients: 0, part: 0 };
   /** The unit's recorded result when the ledger has it; otherwise run it. */
   const unit = <T>(kind: string, key: string, run: () => Promise<T>): Promise<T> => {
     if (resume && key in resume.committed) {
@@ -124,26 +119,11 @@ export async function driveMerge(
   hooks.planned?.(plan);
   const shards = plan.shards.map((s) => s.index);
   let state: PassState = {};
-  let hashes: InputHashes = { base: [], models: {} };
   let coefficients: string | undefined;
-  let parts: Committed[] = [];
+  let parts: ShardPart[] = [];
   let published: Published | undefined;
   for (const step of mergeSteps(plan)) {
     switch (step.kind) {
-      case 'hash': {
-        hooks.phase?.('hashing');
-        const inputs = [plan.base, ...plan.models];
-        const [base, ...models] = await counted(
-          exec.all(
-            inputs.map(
-              (m, i) => () =>
-                unit('hash', commitKey.hash(i), () => exec.hashCheckpoint(m.uri, plan.workPrefix, commitKey.hash(i))),
-            ),
-          ),
-        );
-        hashes = { base, models: Object.fromEntries(plan.models.map((m, i) => [m.name, models[i]])) };
-        break;
-      }
       case 'pass': {
         hooks.phase?.(step.phase);
         const before = state;
@@ -172,7 +152,7 @@ export async function driveMerge(
       }
       case 'publish':
         hooks.phase?.('publishing');
-        published = await counted(exec.publishMerge(plan, parts, hashes, config));
+        published = await counted(exec.publishMerge(plan, parts, config));
         break;
     }
   }

@@ -4,6 +4,8 @@ import { dataFreeMethod } from '../merge/registry';
 import { PassContext, PassState, ShardPass } from '../merge/method';
 import { MergePlan, passUri } from './plan';
 import { floatTensors, openInputs, Progress } from './inputs';
+import { ShardStream } from './shard_stream';
+import { numel } from '../safetensors';
 
 function passOf(
   plan: MergePlan,
@@ -16,7 +18,7 @@ function passOf(
   return { pass, ctx: (state) => ({ params, models: plan.models.length, state }) };
 }
 
-/** Fold every float tensor of one shard into the pass's accumulator; write it to the work prefix; return its URI. */
+/** Fold every float tensor of one shard (in element chunks) into the pass's accumulator; write it to the work prefix; return its URI. */
 export async function mapShard(
   plan: MergePlan,
   passName: string,
@@ -29,12 +31,20 @@ export async function mapShard(
   const { base, models } = await openInputs(plan);
   const tensors = floatTensors(base, plan.shards[shardIndex]);
   const acc = pass.start(ctx);
-  for (let i = 0; i < tensors.length; i++) {
-    const name = tensors[i].name;
-    const b = await base.readFloat32(name);
-    const ms = await Promise.all(models.map((m) => m.readFloat32(name)));
-    pass.tensor(acc, { name, base: b, models: ms }, ctx);
-    await progress?.(i + 1, tensors.length, name);
+  const stream = new ShardStream(base, models, tensors);
+  try {
+    for (let i = 0; i < tensors.length; i++) {
+      const name = tensors[i].name;
+      const n = numel(tensors[i].shape);
+      for await (const c of stream.chunks(tensors[i])) {
+        pass.tensor(acc, { name, base: c.base, models: c.models }, ctx);
+        const done = c.start + c.base.length;
+        if (done < n) await progress?.(i + done / n, tensors.length, name);
+      }
+      await progress?.(i + 1, tensors.length, name);
+    }
+  } finally {
+    await stream.close();
   }
   const uri = passUri(plan, passName, shardIndex);
   await putObject(uri, Buffer.from(JSON.stringify({ pass: passName, shard: shardIndex, saved: pass.save(acc) })));

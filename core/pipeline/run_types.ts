@@ -3,7 +3,7 @@ import type { Committed } from '../store/types';
 import type { MergeConfig } from '../config/schema';
 
 /**
- * planning, hashing, then the phase each declared pass names (TIES: threshold, sign), merging, publishing, and
+ * planning, then the phase each declared pass names (TIES: threshold, sign), merging, publishing, and
  * finally completed, failed or cancelled.
  */
 export type RunPhase = string;

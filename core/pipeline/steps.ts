@@ -4,7 +4,8 @@
  */
 import { commitKey, MergeSteps } from './driver';
 import { planMerge } from './plan';
-import { hashCheckpoint, publishMerge } from './publish';
+import { publishMerge } from './publish';
+import { combineReads } from './input_digest';
 import { mapShard, reducePass } from './passes';
 import { writeCoefficients } from './coefficients';
 import { mergeShard } from './merge_shard';
@@ -15,11 +16,6 @@ import { recordCommitted } from '../resume/ledger';
 export function coreSteps(progress: (step: string) => Progress | undefined = () => undefined): MergeSteps {
   return {
     planMerge: (config, runId) => planMerge(config, runId, progress('plan')),
-    async hashCheckpoint(uri, workPrefix, key) {
-      const hashes = await hashCheckpoint(uri, progress('hash'));
-      if (workPrefix && key) await recordCommitted(workPrefix, key, hashes);
-      return hashes;
-    },
     async mapShard(plan, pass, shard, state) {
       const uri = await mapShard(plan, pass, shard, state, progress(pass));
       await recordCommitted(plan.workPrefix, commitKey.pass(pass, shard), uri, uri);
@@ -36,6 +32,7 @@ export function coreSteps(progress: (step: string) => Progress | undefined = () 
       await recordCommitted(plan.workPrefix, commitKey.part(shard), part, part);
       return part;
     },
-    publishMerge: (plan, parts, hashes, config) => publishMerge(plan, parts, hashes, config, progress('publish')),
+    publishMerge: (plan, parts, config) =>
+      publishMerge(plan, parts, combineReads(plan, parts), config, progress('publish')),
   };
 }

@@ -92,64 +92,131 @@ export function floatToBf16(v: number): number {
   return ((x + 0x7fff + lsb) >>> 16) & 0xffff;
 }
 
-/** Decode a little-endian tensor byte span into float32 values (float dtypes only). */
-export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** float32 value of every IEEE half bit pattern: F16 decodes by table lookup. */
+let halfTable: Float32Array | undefined;
+function halfValues(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
+  }
+  return halfTable;
+}
+
+/** A typed view of `bytes` when its offset is aligned for the element size (and the host is little-endian). */
+function view<T>(bytes: Uint8Array, size: number, make: (b: ArrayBufferLike, o: number, n: number) => T): T | null {
+  if (!LITTLE_ENDIAN || bytes.byteOffset % size !== 0) return null;
+  return make(bytes.buffer, bytes.byteOffset, bytes.byteLength / size);
+}
+
+function u16s(bytes: Uint8Array): Uint16Array {
+  return (
+    view(bytes, 2, (b, o, n) => new Uint16Array(b, o, n)) ??
+    new Uint16Array(Uint8Array.from(bytes).buffer, 0, bytes.byteLength / 2)
+  );
+}
+
+/**
+ * Decode a little-endian span of a float dtype into out[0..n) (n = bytes / element size). Typed-array loops,
+ * no per-element DataView calls; F32 is a plain copy.
+ */
+export function decodeInto(bytes: Uint8Array, dtype: DType, out: Float32Array): void {
   const n = bytes.byteLength / DTYPE_BYTES[dtype];
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
-    case 'F32': {
-      const out = new Float32Array(n);
-      new Uint8Array(out.buffer).set(bytes);
-      return out;
-    }
+    case 'F32':
+      new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes);
+      return;
     case 'F64': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
-      return out;
+      const f64 =
+        view(bytes, 8, (b, o, k) => new Float64Array(b, o, k)) ?? new Float64Array(Uint8Array.from(bytes).buffer);
+      for (let i = 0; i < n; i++) out[i] = f64[i];
+      return;
     }
     case 'F16': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
-      return out;
+      const h = u16s(bytes);
+      const table = halfValues();
+      for (let i = 0; i < n; i++) out[i] = table[h[i]];
+      return;
     }
     case 'BF16': {
-      const out = new Float32Array(n);
-      const o32 = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) o32[i] = dv.getUint16(i * 2, true) << 16;
-      return out;
+      const h = u16s(bytes);
+      const o32 = new Uint32Array(out.buffer, out.byteOffset, n);
+      for (let i = 0; i < n; i++) o32[i] = h[i] << 16;
+      return;
     }
     default:
       throw new Error(`dtype ${dtype} is not a float dtype; only F64, F32, F16 and BF16 tensors can be merged`);
   }
 }
 
-/** Encode float32 values into a little-endian byte span of the given float dtype. */
-export function fromFloat32(values: Float32Array, dtype: DType): Uint8Array {
+/**
+ * Float32 values of a span without copying when it is F32 and 4-byte aligned; otherwise decoded into
+ * `scratch` (which must hold the span's element count).
+ */
+export function float32Of(bytes: Uint8Array, dtype: DType, scratch: Float32Array): Float32Array {
+  if (dtype === 'F32') {
+    const v = view(bytes, 4, (b, o, n) => new Float32Array(b, o, n));
+    if (v) return v;
+  }
+  const n = bytes.byteLength / DTYPE_BYTES[dtype];
+  const out = scratch.subarray(0, n);
+  decodeInto(bytes, dtype, out);
+  return out;
+}
+
+/** Decode a little-endian tensor byte span into float32 values (float dtypes only). */
+export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
+  const out = new Float32Array(bytes.byteLength / DTYPE_BYTES[dtype]);
+  decodeInto(bytes, dtype, out);
+  return out;
+}
+
+/**
+ * Encode values[0..n) as a little-endian span of a float dtype into out (n × element size bytes). F16 and
+ * BF16 round to nearest even; F32 is a plain copy.
+ */
+export function encodeInto(values: Float32Array, dtype: DType, out: Uint8Array): void {
   const n = values.length;
   switch (dtype) {
     case 'F32':
-      return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+      out.set(new Uint8Array(values.buffer, values.byteOffset, n * 4));
+      return;
     case 'F64': {
-      const out = new Uint8Array(n * 8);
-      const dv = new DataView(out.buffer);
-      for (let i = 0; i < n; i++) dv.setFloat64(i * 8, values[i], true);
-      return out;
+      const f64 = view(out, 8, (b, o) => new Float64Array(b, o, n));
+      if (f64) for (let i = 0; i < n; i++) f64[i] = values[i];
+      else out.set(new Uint8Array(Float64Array.from(values).buffer));
+      return;
     }
-    case 'F16': {
-      const out = new Uint8Array(n * 2);
-      const dv = new DataView(out.buffer);
-      for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToHalf(values[i]), true);
-      return out;
-    }
+    case 'F16':
     case 'BF16': {
-      const out = new Uint8Array(n * 2);
-      const dv = new DataView(out.buffer);
-      for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToBf16(values[i]), true);
-      return out;
+      const direct = view(out, 2, (b, o) => new Uint16Array(b, o, n));
+      const h = direct ?? new Uint16Array(n);
+      if (dtype === 'F16') for (let i = 0; i < n; i++) h[i] = floatToHalf(values[i]);
+      else {
+        const u = new Uint32Array(values.buffer, values.byteOffset, n);
+        for (let i = 0; i < n; i++) {
+          const x = u[i];
+          h[i] =
+            (x & 0x7f800000) === 0x7f800000 && x & 0x7fffff
+              ? ((x >>> 16) | 0x40) & 0xffff
+              : ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+        }
+      }
+      if (!direct) out.set(new Uint8Array(h.buffer));
+      return;
     }
     default:
       throw new Error(`cannot write float values as ${dtype}; choose F64, F32, F16 or BF16`);
   }
+}
+
+/** Encode float32 values into a little-endian byte span of the given float dtype. */
+export function fromFloat32(values: Float32Array, dtype: DType): Uint8Array {
+  if (!isFloatDType(dtype)) throw new Error(`cannot write float values as ${dtype}; choose F64, F32, F16 or BF16`);
+  const out = new Uint8Array(values.length * DTYPE_BYTES[dtype]);
+  encodeInto(values, dtype, out);
+  return out;
 }
 
 /** Decode F64 (exactly) or F32 (widened) bytes into float64 values; for small state tensors such as λ. */

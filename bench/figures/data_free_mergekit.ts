@@ -1,0 +1,198 @@
+/**
+ * mergeflow against mergekit (`pip install mergekit`, not a project dependency) on the same F32 checkpoints:
+ * 8 models of ~100 M parameters (smaller with --quick). Each merge runs in a process of its own, so wall time
+ * and peak memory are its alone; memory is sampled from /proc (peak RSS and its anonymous part: mergekit maps
+ * its inputs, so most of its RSS is page cache). Task Arithmetic at 8, 16 and 24 models shows how memory grows.
+ * Outputs are compared tensor by tensor: Task Arithmetic and weight averaging to float tolerance; TIES is
+ * reported (mergeflow trims by a global top-k per model, mergekit per tensor, so they differ by design).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Bench, BenchOptions, figure, Figure } from '../harness/types';
+import { DataFreeInputs, dataFreeInputs, measure, Measured } from '../data_free_inputs';
+import { Checkpoint } from '../../core/safetensors';
+
+const MERGEKIT = process.env.MERGEKIT_YAML ?? 'mergekit-yaml';
+
+interface Method {
+  name: string;
+  params: Record<string, unknown>;
+  /** The mergekit YAML for the same merge. */
+  yaml: (i: DataFreeInputs, models: string[]) => string;
+  /** Goal on mergeflow wall / mergekit wall. */
+  wallGoal: number;
+  /** Largest |difference| accepted against mergekit (null: reported only). */
+  tolerance: number | null;
+}
+
+const list = (models: string[], params: string) =>
+  models.map((m) => `  - model: ${m}\n    parameters: {${params}}`).join('\n');
+
+const METHODS: Method[] = [
+  {
+    name: 'task_arithmetic',
+    params: { scaling: 0.3 },
+    yaml: (i, ms) =>
+      `merge_method: task_arithmetic\nbase_model: ${i.base}\nmodels:\n${list(ms, 'weight: 0.3')}\ndtype: float32\n`,
+    wallGoal: 0.5,
+    tolerance: 1e-5,
+  },
+  {
+    name: 'weight_average',
+    params: {},
+    yaml: (_i, ms) => `merge_method: linear\nmodels:\n${list(ms, 'weight: 1.0')}\ndtype: float32\n`,
+    wallGoal: 0.5,
+    tolerance: 1e-5,
+  },
+  {
+    name: 'ties',
+    params: { keep: 0.2, scaling: 1, merge: 'mean' },
+    yaml: (i, ms) =>
+      `merge_method: ties\nbase_model: ${i.base}\nmodels:\n${list(ms, 'weight: 1.0, density: 0.2')}\n` +
+      `parameters: {normalize: true}\ndtype: float32\n`,
+    wallGoal: 1.0,
+    tolerance: null,
+  },
+];
+
+function mergeflow(method: Method, i: DataFreeInputs, models: string[], out: string): Promise<Measured> {
+  const child = path.join(__dirname, '..', 'data_free_child.js');
+  return measure(process.execPath, [child, method.name, JSON.stringify(method.params), out, i.base, ...models]);
+}
+
+function mergekit(method: Method, i: DataFreeInputs, models: string[], dir: string, out: string): Promise<Measured> {
+  const cfg = path.join(dir, `${method.name}-${models.length}.yml`);
+  fs.writeFileSync(cfg, method.yaml(i, models));
+  fs.rmSync(out, { recursive: true, force: true });
+  return measure(MERGEKIT, [cfg, out, '--no-copy-tokenizer', '--quiet']);
+}
+
+/** Largest |a - b| over every tensor of two outputs. */
+async function maxAbsDiff(a: string, b: string): Promise<number> {
+  const [x, y] = await Promise.all([Checkpoint.open(a), Checkpoint.open(b)]);
+  let worst = 0;
+  for (const t of x.tensors) {
+    const [u, v] = await Promise.all([x.readFloat32(t.name), y.readFloat32(t.name)]);
+    for (let j = 0; j < u.length; j++) worst = Math.max(worst, Math.abs(u[j] - v[j]));
+  }
+  return worst;
+}
+
+async function run(opts: BenchOptions): Promise<Figure[]> {
+  const params = opts.quick ? 4e6 : 100e6;
+  const counts = opts.quick ? [8] : [8, 16, 24];
+  const inputs = await dataFreeInputs(path.join(opts.dir, 'inputs'), Math.max(...counts), params);
+  opts.log(`inputs: base + ${Math.max(...counts)} models of ${(inputs.params / 1e6).toFixed(1)} M F32 parameters`);
+  const q = opts.quick ? '.quick' : '';
+  const figures: Figure[] = [];
+  const rss: Record<number, { mf: Measured; mk: Measured }> = {};
+  for (const K of counts) {
+    const models = inputs.models.slice(0, K);
+    for (const method of K === 8 ? METHODS : METHODS.slice(0, 1)) {
+      const mfOut = path.join(opts.dir, `mf-${method.name}-${K}.safetensors`);
+      const mkOut = path.join(opts.dir, `mk-${method.name}-${K}`);
+      // back to back on the same files, so both see the same page cache and machine load
+      const mf = await mergeflow(method, inputs, models, mfOut);
+      const mk = await mergekit(method, inputs, models, opts.dir, mkOut);
+      const diff = await maxAbsDiff(mfOut, path.join(mkOut, 'model.safetensors'));
+      fs.rmSync(mkOut, { recursive: true, force: true });
+      fs.rmSync(mfOut, { force: true });
+      const tag = `${method.name}.${K}models${q}`;
+      opts.log(
+        `${tag}: mergeflow ${mf.wall.toFixed(1)} s (cpu ${mf.cpu.toFixed(1)}), ${mf.peakRss.toFixed(0)} MB (anon ${mf.peakAnon.toFixed(0)}); ` +
+          `mergekit ${mk.wall.toFixed(1)} s (cpu ${mk.cpu.toFixed(1)}), ${mk.peakRss.toFixed(0)} MB (anon ${mk.peakAnon.toFixed(0)}); max |diff| ${diff}`,
+      );
+      if (method.name === 'task_arithmetic') rss[K] = { mf, mk };
+      const vs = `mergekit ${mergekitVersion()}, same inputs, own process`;
+      figures.push(
+        figure({
+          name: `data_free.mergekit.${tag}.wall`,
+          value: mf.wall,
+          unit: 's',
+          baseline: vs,
+          baseline_value: mk.wall,
+          goal: `ratio <= ${method.wallGoal}`,
+          check: (_v, r) => r !== null && r <= method.wallGoal,
+        }),
+        figure({
+          name: `data_free.mergekit.${tag}.cpu`,
+          value: mf.cpu,
+          unit: 's',
+          baseline: `${vs}: CPU seconds (user + system; steadier than wall on a loaded machine)`,
+          baseline_value: mk.cpu,
+          goal: null,
+        }),
+        figure({
+          name: `data_free.mergekit.${tag}.peak_anon`,
+          value: mf.peakAnon,
+          unit: 'MB',
+          baseline: `${vs}: its peak anonymous RSS (its whole peak RSS was ${mk.peakRss.toFixed(0)} MB)`,
+          baseline_value: mk.peakAnon,
+          goal: 'ratio <= 1',
+          check: (_v, r) => r !== null && r <= 1,
+        }),
+        figure({
+          name: `data_free.mergekit.${tag}.max_abs_diff`,
+          value: diff,
+          unit: '',
+          baseline: null,
+          baseline_value: null,
+          goal: method.tolerance === null ? null : `value <= ${method.tolerance}`,
+          check: method.tolerance === null ? undefined : (v) => v <= method.tolerance!,
+        }),
+      );
+    }
+  }
+  if (counts.length > 1) {
+    const first = rss[counts[0]].mf.peakRss;
+    const last = rss[counts[counts.length - 1]].mf.peakRss;
+    figures.push(
+      figure({
+        name: `data_free.task_arithmetic.peak_rss_growth_${counts[0]}_to_${counts[counts.length - 1]}models${q}`,
+        value: last / first,
+        unit: 'x',
+        baseline: `mergekit's peak anonymous RSS growth over the same counts`,
+        baseline_value: rss[counts[counts.length - 1]].mk.peakAnon / rss[counts[0]].mk.peakAnon,
+        goal: 'value <= 1.1',
+        check: (v) => v <= 1.1,
+      }),
+    );
+  }
+  return figures;
+}
+
+let version: string | undefined;
+function mergekitVersion(): string {
+  if (version === undefined) {
+    const py = path.join(path.dirname(resolveMergekit() ?? ''), 'python');
+    try {
+      version = execFileSync(py, ['-c', 'import importlib.metadata as m; print(m.version("mergekit"))'], {
+        encoding: 'utf8',
+      }).trim();
+    } catch {
+      version = '(version unknown)';
+    }
+  }
+  return version;
+}
+
+function resolveMergekit(): string | undefined {
+  if (path.isAbsolute(MERGEKIT)) return fs.existsSync(MERGEKIT) ? MERGEKIT : undefined;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const p = path.join(dir, MERGEKIT);
+    if (dir && fs.existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+export const bench: Bench = {
+  name: 'data_free_mergekit',
+  description: 'TA / weight averaging / TIES vs mergekit on the same 8 checkpoints: wall, peak memory, equality',
+  async unavailable() {
+    return resolveMergekit()
+      ? undefined
+      : `${MERGEKIT} not found: pip install mergekit (or set MERGEKIT_YAML to its mergekit-yaml)`;
+  },
+  run,
+};

@@ -1,0 +1,201 @@
+/**
+ * Streaming a shard's tensors from every input at once, in element chunks, with one read of each input:
+ *  - each input (base or model) has one read buffer; a refill reads from the wanted offset as far as the buffer
+ *    holds, so the small neighbouring tensors of a shard come in one read;
+ *  - large tensors go in chunks whose size depends on a fixed memory budget divided by the number of inputs,
+ *    so memory stays flat however many models are merged and however large the largest tensor is;
+ *  - every byte handed to the merge is hashed on the way (sha256 per input file, in the shard's tensor order):
+ *    the digests of all shards, combined, stand for the inputs in the manifest, without a separate pass.
+ * Chunk values are views into reused buffers, valid until the next chunk.
+ */
+import { createHash, Hash } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import { Checkpoint, DType, DTYPE_BYTES, float32Of, isFloatDType, numel, TensorInfo } from '../safetensors';
+import { filePath, storeFor } from '../store';
+
+/** Bytes of read buffers per shard activity, shared by all inputs (the chunk size follows from it). */
+export const STREAM_BUDGET = 96 * 1024 * 1024;
+
+/** The read budget: MERGEFLOW_STREAM_BUDGET (bytes) when set, else STREAM_BUDGET. */
+export function streamBudget(): number {
+  const v = process.env.MERGEFLOW_STREAM_BUDGET;
+  if (v === undefined || v === '') return STREAM_BUDGET;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new Error(`MERGEFLOW_STREAM_BUDGET='${v}' is not a positive whole number of bytes; unset it or fix it`);
+  return n;
+}
+/** The smallest chunk we go down to, whatever the number of inputs. */
+const MIN_CHUNK = 16 * 1024;
+
+interface Located {
+  file: number;
+  /** Absolute byte offset of the tensor's data in its file. */
+  offset: number;
+  dtype: DType;
+}
+
+/** One input's files, a read buffer over one of them, and a running sha256 per file. */
+class InputReader {
+  private readonly buf: Uint8Array;
+  private bufFile = -1;
+  private bufStart = 0;
+  private bufLen = 0;
+  private readonly handles: (fs.FileHandle | undefined)[];
+  readonly hashes: (Hash | undefined)[];
+  /** Per file, the end of the last byte the shard needs: reads ahead stop there. */
+  readonly limits: number[];
+  readBytes = 0;
+
+  constructor(
+    readonly ck: Checkpoint,
+    capacity: number,
+  ) {
+    this.buf = new Uint8Array(capacity);
+    this.handles = ck.files.map(() => undefined);
+    this.hashes = ck.files.map(() => undefined);
+    this.limits = ck.files.map(() => 0);
+  }
+
+  /** Note that the shard will read this tensor (so reads ahead may extend to its end). */
+  need(name: string): void {
+    const at = this.locate(name);
+    const info = this.ck.info(name);
+    this.limits[at.file] = Math.max(this.limits[at.file], at.offset + info.end - info.begin);
+  }
+
+  locate(name: string): Located {
+    const info = this.ck.info(name);
+    const file = this.ck.files.findIndex((f) => f.has(name) && f.info(name) === info);
+    const f = this.ck.files[file];
+    return { file, offset: f.header.dataStart + info.begin, dtype: info.dtype };
+  }
+
+  /** The bytes [offset, offset + length) of a file, hashed; a view valid until the next call. */
+  async span(file: number, offset: number, length: number): Promise<Uint8Array> {
+    if (file !== this.bufFile || offset < this.bufStart || offset + length > this.bufStart + this.bufLen) {
+      await this.refill(file, offset, length);
+    }
+    const at = offset - this.bufStart;
+    const v = this.buf.subarray(at, at + length);
+    (this.hashes[file] ??= createHash('sha256')).update(v);
+    return v;
+  }
+
+  private async refill(file: number, offset: number, length: number): Promise<void> {
+    const f = this.ck.files[file];
+    const want = Math.max(length, Math.min(this.buf.byteLength, this.limits[file] - offset));
+    if (want > this.buf.byteLength) throw new Error(`internal: a chunk of ${length} bytes exceeds the read buffer`);
+    // bytes already read ahead that the new window starts with move to the front instead of being read again
+    let have = 0;
+    if (file === this.bufFile && offset >= this.bufStart && offset < this.bufStart + this.bufLen) {
+      have = this.bufStart + this.bufLen - offset;
+      this.buf.copyWithin(0, offset - this.bufStart, this.bufLen);
+    }
+    const store = storeFor(f.uri);
+    if (store.scheme === 'file') {
+      const fh = (this.handles[file] ??= await fs.open(filePath(f.uri), 'r'));
+      let got = have;
+      while (got < want) {
+        const { bytesRead } = await fh.read(this.buf, got, want - got, offset + got);
+        if (bytesRead === 0) throw new Error(`${f.uri}: unexpected end of file reading ${want} bytes at ${offset}`);
+        got += bytesRead;
+      }
+    } else if (want > have) {
+      this.buf.set(await store.read(f.uri, offset + have, want - have), have);
+    }
+    this.readBytes += want - have;
+    this.bufFile = file;
+    this.bufStart = offset;
+    this.bufLen = want;
+  }
+
+  /** sha256 of what was handed out, per file ('' for a file this shard read nothing of). */
+  digests(): string[] {
+    return this.hashes.map((h) => (h ? h.digest('hex') : ''));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.handles.map((h) => h?.close()));
+  }
+}
+
+/** One chunk of one float tensor: elements [start, start + base.length) of the tensor, all inputs in float32. */
+export interface Chunk {
+  tensor: TensorInfo;
+  start: number;
+  base: Float32Array;
+  models: Float32Array[];
+}
+
+export class ShardStream {
+  private readonly readers: InputReader[];
+  private readonly scratch: Float32Array[];
+  /** Elements per chunk. */
+  readonly chunk: number;
+
+  /** `tensors`: the base tensors this stream will be asked for (float ones read from every input). */
+  constructor(base: Checkpoint, models: Checkpoint[], tensors: readonly TensorInfo[], budget = streamBudget()) {
+    const inputs = [base, ...models];
+    const perInput = Math.floor(budget / inputs.length);
+    this.chunk = Math.max(MIN_CHUNK, Math.floor(perInput / 8));
+    // each input's buffer: its share of the budget, but no more than the bytes this shard needs of it
+    const needs = inputs.map((ck, i) => {
+      let bytes = 0;
+      for (const t of tensors)
+        if (i === 0 || isFloatDType(t.dtype)) bytes += ck.info(t.name).end - ck.info(t.name).begin;
+      return bytes;
+    });
+    this.readers = inputs.map(
+      (ck, i) => new InputReader(ck, Math.min(Math.max(perInput, this.chunk * 8), Math.max(needs[i], 8))),
+    );
+    this.scratch = inputs.map(() => new Float32Array(0));
+    for (const t of tensors) {
+      if (isFloatDType(t.dtype)) for (const r of this.readers) r.need(t.name);
+      else this.readers[0].need(t.name);
+    }
+  }
+
+  /** The raw bytes of a base tensor in pieces (non-float tensors go to the output unchanged), hashed. */
+  async *baseBytes(t: TensorInfo): AsyncGenerator<Uint8Array> {
+    const r = this.readers[0];
+    const at = r.locate(t.name);
+    const bytes = t.end - t.begin;
+    const step = this.chunk * 8;
+    for (let o = 0; o < bytes; o += step) yield await r.span(at.file, at.offset + o, Math.min(step, bytes - o));
+  }
+
+  /** The chunks of one float tensor, in element order, every input read concurrently. */
+  async *chunks(t: TensorInfo): AsyncGenerator<Chunk> {
+    if (!isFloatDType(t.dtype)) throw new Error(`internal: '${t.name}' is ${t.dtype}, not a float tensor`);
+    const n = numel(t.shape);
+    const at = this.readers.map((r) => r.locate(t.name));
+    for (let start = 0; start < n; start += this.chunk) {
+      const len = Math.min(this.chunk, n - start);
+      const spans = await Promise.all(
+        this.readers.map((r, i) => {
+          const w = DTYPE_BYTES[at[i].dtype];
+          return r.span(at[i].file, at[i].offset + start * w, len * w);
+        }),
+      );
+      const values = spans.map((bytes, i) => {
+        if (this.scratch[i].length < len) this.scratch[i] = new Float32Array(this.chunk);
+        return float32Of(bytes, at[i].dtype, this.scratch[i]);
+      });
+      yield { tensor: t, start, base: values[0], models: values.slice(1) };
+    }
+  }
+
+  /** Per input (base first), the sha256 per file of the bytes handed out so far. Call once, at the end. */
+  digests(): string[][] {
+    return this.readers.map((r) => r.digests());
+  }
+
+  get bytesRead(): number {
+    return this.readers.reduce((a, r) => a + r.readBytes, 0);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.readers.map((r) => r.close()));
+  }
+}
