@@ -46,7 +46,10 @@ async function activitySeconds(client: Client, workflowId: string, first: string
         e.activityTaskCompletedEventAttributes?.result?.payloads?.[0] ??
         e.markerRecordedEventAttributes?.details?.data?.payloads?.[0];
       if (!p) continue;
-      const v = defaultPayloadConverter.fromPayload<Record<string, unknown>>(p);
+      const raw = defaultPayloadConverter.fromPayload<unknown>(p);
+      // some activities return a plain string (a URI): only objects carry seconds
+      if (typeof raw !== 'object' || raw === null) continue;
+      const v = raw as Record<string, unknown>;
       const kind = 'gradUri' in v ? 'gradient' : 'lossPerTask' in v && !('resumedFrom' in v) ? 'reduce' : undefined;
       if (!kind || typeof v.seconds !== 'number') continue;
       sums[kind] ??= { n: 0, s: 0 };
