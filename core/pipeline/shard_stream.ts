@@ -128,6 +128,13 @@ export interface Chunk {
   models: Float32Array[];
 }
 
+/** Whether every value is finite (v − v is 0 for finite values, NaN for NaN and ±Inf). */
+function allFinite(v: Float32Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < v.length; i++) acc += v[i] - v[i];
+  return acc === 0;
+}
+
 export class ShardStream {
   private readonly readers: InputReader[];
   private readonly scratch: Float32Array[];
@@ -182,6 +189,10 @@ export class ShardStream {
         if (this.scratch[i].length < len) this.scratch[i] = new Float32Array(this.chunk);
         return float32Of(bytes, at[i].dtype, this.scratch[i]);
       });
+      for (const [i, v] of values.entries()) {
+        // NaN/Inf would spread to every merged entry: refused, with the whole tensor's count in the message
+        if (!allFinite(v)) await this.readers[i].ck.readFloat32(t.name);
+      }
       yield { tensor: t, start, base: values[0], models: values.slice(1) };
     }
   }

@@ -197,7 +197,7 @@ export const CASES: BadInputCase[] = [
     input: 'a typo in a model entry (`checkpiont:`)',
     exit: 2,
     stderr: invalid(
-      'models.0.checkpoint: expected string, received undefined',
+      'models.0.checkpoint: expected a URI (file://, s3:// or a plain path) or { latest_under: URI }',
       'models.0.checkpiont: unknown key; expected only name, checkpoint',
     ),
     when: 'before start',
