@@ -10,34 +10,10 @@ import { openDataset } from '../../data/dataset';
 import { clipVisionParamShapes, describeConfig } from '../../models/clip_vit';
 import { readClipVisionConfig } from '../../models/clip_vit_load';
 import { Checkpoint, numel } from '../../safetensors';
-import { dirnameUri, normalizeUri } from '../../store/uri';
-import { InputMismatchError } from '../../pipeline/plan';
+import { normalizeUri } from '../../store/uri';
 import { lambdaSize, makeLayout } from './coefficients';
 import type { AdaPlan, AdaTaskRef } from './run_types';
-
-/** A folder URI (a .safetensors file's folder when given the file). */
-function folderOf(uri: string): string {
-  const u = normalizeUri(uri).replace(/\/+$/, '');
-  return /\.(safetensors|json)$/.test(u) ? dirnameUri(u) : u;
-}
-
-function bad(msg: string): never {
-  throw new InputMismatchError(msg);
-}
-
-/** Errors of the loaders (ModelError, DatasetError, SafetensorsError…) become one line naming the task. */
-async function about<T>(what: string, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    if (e instanceof InputMismatchError) throw e;
-    const err = e as Error;
-    if (err.name === 'NotFoundError') throw new InputMismatchError(`${what}: ${err.message}`);
-    if (/Error$/.test(err.name) && err.name !== 'Error' && err.name !== 'TypeError')
-      throw new InputMismatchError(`${what}: ${err.message}`);
-    throw e;
-  }
-}
+import { about, bad, folderOf } from '../plan_checks';
 
 export async function planAdaMerging(config: AdamergingConfig, runId: string): Promise<AdaPlan> {
   const parsed = mergeConfigSchema.parse(config);

@@ -9,34 +9,13 @@ import { openDataset } from '../../data/dataset';
 import { clipVisionParamShapes, describeConfig } from '../../models/clip_vit';
 import { readClipVisionConfig } from '../../models/clip_vit_load';
 import { Checkpoint, numel } from '../../safetensors';
-import { dirnameUri, joinUri, normalizeUri } from '../../store/uri';
-import { InputMismatchError, splitShards } from '../../pipeline/plan';
+import { joinUri, normalizeUri } from '../../store/uri';
+import { splitShards } from '../../pipeline/plan';
 import { resolveStart } from './params';
 import { checkPool, discoverPool } from './pool';
 import type { FwPlan, FwTargetRef } from './run_types';
 import { startFolder } from './run_types';
-
-function folderOf(uri: string): string {
-  const u = normalizeUri(uri).replace(/\/+$/, '');
-  return /\.(safetensors|json)$/.test(u) ? dirnameUri(u) : u;
-}
-
-function bad(msg: string): never {
-  throw new InputMismatchError(msg);
-}
-
-/** Loader errors (ModelError, DatasetError, NotFoundError…) become one line naming the thing. */
-async function about<T>(what: string, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    if (e instanceof InputMismatchError) throw e;
-    const err = e as Error;
-    if (/Error$/.test(err.name) && err.name !== 'Error' && err.name !== 'TypeError')
-      throw new InputMismatchError(`${what}: ${err.message}`);
-    throw e;
-  }
-}
+import { about, bad, folderOf } from '../plan_checks';
 
 export async function planFrankWolfe(config: FrankWolfeConfig, runId: string): Promise<FwPlan> {
   const parsed = mergeConfigSchema.parse(config);
