@@ -6,10 +6,9 @@
  * Full runs use the mini-8 suite's encoder with 8 tasks × 16 images; --quick the tiny model with 4 tasks.
  * On a machine with fewer than 2 free cores the two workers share them and the goal cannot be met.
  */
-import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { stackUnavailable } from '../harness/env';
 import { Bench, figure, Figure } from '../harness/types';
+import { adamergingRunChild } from '../harness/adamerging_child';
 
 /** The fields of bench/adamerging_run.ts's JSON summary used here. */
 interface RunSummary {
@@ -19,35 +18,13 @@ interface RunSummary {
   gradientMsMean?: number;
 }
 
-function adamergingRun(args: string[], log: (line: string) => void): Promise<RunSummary> {
-  const script = path.resolve(__dirname, '..', 'adamerging_run.js');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const from = out.indexOf('{\n');
-      const to = out.lastIndexOf('\n}');
-      if (code !== 0 || from < 0 || to < 0) {
-        const why = err
-          .trim()
-          .split('\n')
-          .filter((l) => !/already registered/.test(l))
-          .slice(-3)
-          .join(' | ');
-        return reject(new Error(`adamerging_run ${args.join(' ')} exited ${code}: ${why}`));
-      }
-      const r = JSON.parse(out.slice(from, to + 2)) as RunSummary;
-      log(
-        `adamerging_run ${args.join(' ')}: ${r.wallMsPerStepInEpochs.toFixed(1)} ms/step wall, ` +
-          `${r.msPerStep.toFixed(1)} ms/step in steps${r.gradientMsMean ? `, gradient activity ${r.gradientMsMean.toFixed(1)} ms` : ''}`,
-      );
-      resolve(r);
-    });
-  });
+async function adamergingRun(args: string[], log: (line: string) => void): Promise<RunSummary> {
+  const r = await adamergingRunChild<RunSummary>(args);
+  log(
+    `adamerging_run ${args.join(' ')}: ${r.wallMsPerStepInEpochs.toFixed(1)} ms/step wall, ` +
+      `${r.msPerStep.toFixed(1)} ms/step in steps${r.gradientMsMean ? `, gradient activity ${r.gradientMsMean.toFixed(1)} ms` : ''}`,
+  );
+  return r;
 }
 
 const SPEEDUP = 1.6;

@@ -8,10 +8,9 @@
  * batches of 16, at the default 50 steps per epoch and a checkpoint every 10 steps; --quick uses the tests'
  * tiny model (whose steps are so short that the overhead dominates).
  */
-import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { stackUnavailable } from '../harness/env';
 import { Bench, figure, Figure } from '../harness/types';
+import { adamergingRunChild } from '../harness/adamerging_child';
 
 /** What bench/adamerging_run.ts prints (the fields used here). */
 interface RunSummary {
@@ -27,32 +26,10 @@ interface RunSummary {
   timings: Record<string, number>;
 }
 
-/** Run dist/bench/adamerging_run.js (it starts its own worker) and read the JSON summary it prints. */
-function adamergingRun(args: string[], log: (line: string) => void): Promise<RunSummary> {
-  const script = path.resolve(__dirname, '..', 'adamerging_run.js');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const from = out.indexOf('{\n');
-      const to = out.lastIndexOf('\n}');
-      if (code !== 0 || from < 0 || to < 0) {
-        const why = err
-          .trim()
-          .split('\n')
-          .filter((l) => !/already registered/.test(l))
-          .slice(-3)
-          .join(' | ');
-        return reject(new Error(`adamerging_run ${args.join(' ')} exited ${code}: ${why}`));
-      }
-      log(`adamerging_run ${args.join(' ')}: done`);
-      resolve(JSON.parse(out.slice(from, to + 2)) as RunSummary);
-    });
-  });
+async function adamergingRun(args: string[], log: (line: string) => void): Promise<RunSummary> {
+  const r = await adamergingRunChild<RunSummary>(args);
+  log(`adamerging_run ${args.join(' ')}: done`);
+  return r;
 }
 
 const GOAL = 5;
