@@ -93,7 +93,8 @@ test(
       args: [{ config, heartbeatTimeoutSeconds: 5, affinityTimeoutSeconds: 3 }],
     });
     // inside the first epoch: its second checkpoint is written
-    const mark = `${root}/out/.mergeflow-work/${h.workflowId}/state/step-${String(2 * EVERY).padStart(8, '0')}.safetensors`;
+    // the work prefix sits beside the output folder (core/resume/work.ts)
+    const mark = `${root}/.mergeflow-work/${h.workflowId}/state/step-${String(2 * EVERY).padStart(8, '0')}.safetensors`;
     await waitFor(async () => (await storeFor(mark).stat(mark)) !== null, 120_000, `the step-${2 * EVERY} checkpoint`);
     const exit = new Promise<number | null>((r) => first.once('exit', (code) => r(code)));
     first.kill('SIGTERM');
