@@ -57,7 +57,7 @@ function plan(params: Record<string, unknown>): FwPlan {
     mergedElements: 7,
     output: '',
     dtype: 'base',
-    workPrefix: `${prefix}/work/`,
+    workPrefix: `${prefix}/oracle-work/`,
     warnings: [],
   };
 }
