@@ -10,7 +10,6 @@
  * states travel as store URIs; the epoch's state and losses files are the ones the sequential epoch writes.
  */
 import {
-  ActivityCancellationType,
   ActivityFailure,
   ActivityOptions,
   CancellationScope,
@@ -39,9 +38,8 @@ import type {
   EpochResult,
 } from '../core/merge/adamerging/run_types';
 import { TimeoutType } from '@temporalio/common';
-import type { RetryPolicy } from '@temporalio/common';
 import { autoEpochSteps } from '../core/merge/adamerging/epoch_size';
-import { NON_RETRYABLE } from './data_free_merge';
+import { DATA_DRIVEN_ERRORS, longActivityOptions, retryPolicy } from './activity_options';
 import { MergeMethod, MergeStatus } from './search_attributes';
 import { scheduledTime } from './run_config';
 import { fillScheduledTime } from '../core/schedule/template';
@@ -49,23 +47,10 @@ import { workPrefixFor } from '../core/resume/work';
 
 export const adaProgressQuery = defineQuery<AdaProgress>('progress');
 
-const RETRY: RetryPolicy = {
-  initialInterval: '1 second',
-  backoffCoefficient: 2,
-  maximumInterval: '30 seconds',
-  maximumAttempts: 8,
-  nonRetryableErrorTypes: [...NON_RETRYABLE, 'ModelError', 'DatasetError', 'EvalError', 'EpochStoppedError'],
-};
+const RETRY = retryPolicy([...DATA_DRIVEN_ERRORS, 'EpochStoppedError']);
 
-function longOptions(heartbeatSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: '12 hours',
-    heartbeatTimeout: `${heartbeatSeconds} seconds`,
-    // a cancelled epoch writes its state before it stops: wait for it
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: RETRY,
-  };
-}
+/** A cancelled epoch writes its state before it stops: the workflow waits for it. */
+const longOptions = (heartbeatSeconds: number): ActivityOptions => longActivityOptions(heartbeatSeconds, RETRY);
 
 function isScheduleToStart(e: unknown): boolean {
   return (

@@ -5,7 +5,6 @@
  * handful of scalars cross payloads; tensors stay in the store.
  */
 import {
-  ActivityCancellationType,
   ActivityOptions,
   CancellationScope,
   defineQuery,
@@ -23,35 +22,16 @@ import { driveMerge, MergeExecutor, MergeResume, totalUnits } from '../core/pipe
 import { MergeMethod, MergeStatus } from './search_attributes';
 import { runConfig } from './run_config';
 import { workPrefixFor } from '../core/resume/work';
+import { longActivityOptions, NON_RETRYABLE, retryPolicy } from './activity_options';
 
 export const progressQuery = defineQuery<MergeProgress>('progress');
 
 /** Errors that retrying cannot fix: bad or mismatched input. */
-export const NON_RETRYABLE = [
-  'InputMismatchError',
-  'SafetensorsError',
-  'NotFoundError',
-  'ConfigError',
-  'ZodError',
-  'MethodNotImplementedError',
-  'InputChangedError',
-  'AccessDeniedError',
-];
+export { NON_RETRYABLE };
 
+/** On cancel, wait until running shards have stopped before clearing their work. */
 function activityOptions(heartbeatSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: '4 hours',
-    // on cancel, wait until running shards have stopped before clearing their work
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    heartbeatTimeout: `${heartbeatSeconds} seconds`,
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '30 seconds',
-      maximumAttempts: 8,
-      nonRetryableErrorTypes: NON_RETRYABLE,
-    },
-  };
+  return longActivityOptions(heartbeatSeconds, retryPolicy(), '4 hours');
 }
 
 export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> {

@@ -9,7 +9,6 @@
  * `iterationsPerRun` iterations (or when the server suggests it), carrying URIs, picks and the objective.
  */
 import {
-  ActivityCancellationType,
   CancellationScope,
   ContinueAsNew,
   continueAsNew,
@@ -21,7 +20,6 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { MergeResult, MergeRunInput } from '../core/pipeline/run_types';
 import type {
@@ -34,32 +32,19 @@ import type {
   FwUpdateResult,
 } from '../core/merge/frank_wolfe/run_types';
 import { combineShards, pickCandidates } from '../core/merge/frank_wolfe/select';
-import { NON_RETRYABLE } from './data_free_merge';
+import { hardCoefficient } from '../core/merge/frank_wolfe/step_size';
+import { DATA_DRIVEN_ERRORS, longActivityOptions, retryPolicy } from './activity_options';
 import { MergeMethod, MergeStatus } from './search_attributes';
 
 export const fwProgressQuery = defineQuery<FwProgress>('progress');
 
-const RETRY: RetryPolicy = {
-  initialInterval: '1 second',
-  backoffCoefficient: 2,
-  maximumInterval: '30 seconds',
-  maximumAttempts: 8,
-  nonRetryableErrorTypes: [...NON_RETRYABLE, 'ModelError', 'DatasetError', 'EvalError'],
-};
-
-/** γt · scaling, as fw_hard.ts's hardCoefficient (kept here: that module imports the tensor kernels). */
-const hardA = (t: number, stepSize: number, scaling: number) => (2 / (t + 2)) * stepSize * scaling;
+const RETRY = retryPolicy(DATA_DRIVEN_ERRORS);
 
 export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
   const cfg = input.config;
   const runId = workflowInfo().workflowId;
   const hb = input.heartbeatTimeoutSeconds ?? 60;
-  const long = proxyActivities<Activities>({
-    startToCloseTimeout: '12 hours',
-    heartbeatTimeout: `${hb} seconds`,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: RETRY,
-  });
+  const long = proxyActivities<Activities>(longActivityOptions(hb, RETRY));
   const quick = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', retry: RETRY });
   const iterationsPerRun = input.iterationsPerRun ?? 10;
   const T = cfg.parameters.iterations;
@@ -149,7 +134,9 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
         lossPerTarget,
         objective: lossPerTarget.reduce((a, b) => a + b, 0),
         picks: record,
-        ...(p.variant === 'hard' ? { a: hardA(t, p.step_size, p.scaling) } : { softLastLoss: up.softLastLoss }),
+        ...(p.variant === 'hard'
+          ? { a: hardCoefficient(t, p.step_size, p.scaling) }
+          : { softLastLoss: up.softLastLoss }),
         seconds: {
           gradient: gradWall,
           oracle: oracleWall,

@@ -19,18 +19,11 @@
 import { linearMergeTensor } from '../coefficients';
 import { BUCKETS, bitsToFloat, histogramHigh, histogramLow, histTotal, locateRank, thresholdRank } from '../topk';
 
+import { fwStepSize, hardCoefficient } from './step_size';
+
+export { fwStepSize, hardCoefficient };
+
 export type LocalMerge = 'ta' | 'ties';
-
-/** γt = 2/(t+2) · step_size, t = 0, 1, … */
-export function fwStepSize(t: number, stepSize: number): number {
-  if (!Number.isSafeInteger(t) || t < 0) throw new Error(`FW: iteration must be a non-negative integer, got ${t}`);
-  return (2 / (t + 2)) * stepSize;
-}
-
-/** a = γt · scaling: the weight of s_t in θ_{t+1}. */
-export function hardCoefficient(t: number, stepSize: number, scaling: number): number {
-  return fwStepSize(t, stepSize) * scaling;
-}
 
 /**
  * The TA update as an M × P coefficient table (row m = candidate m, column p = tensor p) over base θt:
