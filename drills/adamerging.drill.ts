@@ -6,17 +6,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { validateConfig } from '../core/config/load';
 import { OptimizerStep, runAdaMergingLocal } from '../core/merge/adamerging/local_run';
-import type { AdaResult, EpochResult } from '../core/merge/adamerging/run_types';
+import type { AdaResult } from '../core/merge/adamerging/run_types';
 import { ADAM_DEFAULTS, adamInit, AdamState, adamStep } from '../core/optim/adam';
 import { fromFloat64, SafetensorsFile } from '../core/safetensors';
 import { storeFor } from '../core/store';
 import { initBackend } from '../core/tensor/backend';
 import { writeAdaFixture, type AdaFixture } from '../core/synthetic_adamerging';
 import { DrillStack, resultThroughOutages, uniq, waitFor } from './stack';
+import { epochResults } from '../test/helpers/history';
 
 const STEPS = 120;
 const PER_EPOCH = 60;
@@ -53,15 +52,6 @@ before(async () => {
 after(async () => {
   await stack.down();
 });
-
-async function epochResults(h: WorkflowHandle): Promise<EpochResult[]> {
-  const events = (await h.fetchHistory()).events ?? [];
-  return events
-    .map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0])
-    .filter((p) => p !== undefined && p !== null)
-    .map((p) => defaultPayloadConverter.fromPayload<unknown>(p!))
-    .filter((v): v is EpochResult => typeof v === 'object' && v !== null && 'resumedFrom' in v);
-}
 
 test(
   'drill: SIGTERM mid-epoch with a short grace: the epoch checkpoints, the worker exits 0, λ is bit-identical',

@@ -6,13 +6,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
-import { CancelledFailure, Client, Connection, WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { CancelledFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { validateConfig } from '../core/config/load';
 import type { AdamergingConfig } from '../core/config/schema';
 import { OptimizerStep, runAdaMergingLocal, LocalRunResult } from '../core/merge/adamerging/local_run';
 import { latestCheckpoint } from '../core/merge/adamerging/epoch';
-import type { AdaPlan, AdaProgress, AdaResult, AdaRunInput, EpochResult } from '../core/merge/adamerging/run_types';
+import type { AdaPlan, AdaProgress, AdaResult, AdaRunInput } from '../core/merge/adamerging/run_types';
 import { ADAM_DEFAULTS, adamInit, AdamState, adamStep } from '../core/optim/adam';
 import { loadAdamState } from '../core/optim/state';
 import { fromFloat64, SafetensorsFile } from '../core/safetensors';
@@ -22,6 +21,7 @@ import { temporalTarget } from '../workers/temporal_config';
 import { AdaFixture, writeAdaFixture } from '../core/synthetic_adamerging';
 import * as path from 'node:path';
 import { runCli, s3Prefix, startWorker, stopWorker, tmpDir, uniq, waitFor, writeYaml } from './helpers/env';
+import { epochResults } from './helpers/history';
 
 const STEPS = 16;
 const SEED = 7;
@@ -99,16 +99,6 @@ async function assertMatchesReference(r: AdaResult, what: string): Promise<void>
     `${what}: losses per task per step`,
   );
   assert.equal(r.steps, STEPS);
-}
-
-/** Every epoch result in a run's history. */
-async function epochResults(h: WorkflowHandle): Promise<EpochResult[]> {
-  const hist = await h.fetchHistory();
-  return (hist.events ?? [])
-    .map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0])
-    .filter((p) => p !== undefined && p !== null)
-    .map((p) => defaultPayloadConverter.fromPayload<unknown>(p!))
-    .filter((v): v is EpochResult => typeof v === 'object' && v !== null && 'resumedFrom' in v);
 }
 
 test(
