@@ -14,23 +14,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBackend, evaluateModel } from '../core/eval/evaluate';
-import { Granularity, lambdaIndex, LambdaLayout } from '../core/merge/adamerging/coefficients';
+import { Granularity, LambdaLayout } from '../core/merge/adamerging/coefficients';
 import { runAdaMergingLocal } from '../core/merge/adamerging/local_run';
 import type { BatchObjective } from '../core/merge/adamerging/gradient';
-import { clipVisionParamShapes } from '../core/models/clip_vit';
-import { readClipVisionConfig } from '../core/models/clip_vit_load';
 import { adamInit, adamStep, ADAM_DEFAULTS, AdamState } from '../core/optim/adam';
-import { Checkpoint } from '../core/safetensors';
-import { writeModel } from '../core/suite/io';
 import { openSuite, Suite } from '../core/suite/manifest';
-import { joinUri } from '../core/store';
+import { writeLambdaModel } from './sweep/lambda_model';
 
 function opt(name: string, dflt?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
 }
 
-/** θ0 + Σk clamp(λk^l) τk^l written as a model folder, then evaluated on the targets. */
+/** θ0 + Σk clamp(λk^l) τk^l over the suite's targets, written as a model folder, then evaluated on the targets. */
 async function evaluateLambda(
   suite: Suite,
   layout: LambdaLayout,
@@ -38,24 +34,8 @@ async function evaluateLambda(
   dir: string,
   limit: number,
 ): Promise<{ average: number; tasks: Record<string, number> }> {
-  const c = await readClipVisionConfig(suite.pretrained);
-  const base = await Checkpoint.open(joinUri(suite.pretrained, 'model.safetensors'));
-  const models = await Promise.all(
-    suite.targets.map((n) => Checkpoint.open(joinUri(suite.task(n).model, 'model.safetensors'))),
-  );
-  const params: Record<string, Float32Array> = {};
-  for (const [l, name] of layout.tensors.entries()) {
-    const b = await base.readFloat32(name);
-    const out = Float32Array.from(b);
-    for (let k = 0; k < models.length; k++) {
-      const coef = Math.min(1, Math.max(0, lambda[lambdaIndex(layout, k, l)]));
-      const m = await models[k].readFloat32(name);
-      for (let i = 0; i < out.length; i++) out[i] += coef * (m[i] - b[i]);
-    }
-    params[name] = out;
-  }
-  for (const { name } of clipVisionParamShapes(c)) params[name] ??= await base.readFloat32(name);
-  await writeModel(dir, c, params);
+  const models = suite.targets.map((n) => suite.task(n).model);
+  await writeLambdaModel(suite.pretrained, models, layout, lambda, dir);
   const r = await evaluateModel(
     dir,
     suite.targets.map((n) => ({ name: n, test: suite.task(n).test, head: suite.task(n).head })),

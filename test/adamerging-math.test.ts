@@ -207,6 +207,37 @@ describe('AdaMerging λ gradient', () => {
     });
   }
 
+  it('an extra pool model without inputs: its λ is learned from the targets alone (finite differences)', () => {
+    const p = problem('layer', 3, 1);
+    // the third model is an extra one: no head, no inputs; the loss is the two targets' entropy
+    const targets = { ...p, heads: p.heads.slice(0, 2), batches: p.batches.slice(0, 2) };
+    try {
+      const lambda = spreadLambda(lambdaSize(p.model.layout), 4);
+      const { lossPerTask, grad } = entropyLossAndGrad(p.model, targets.heads, lambda, targets.batches);
+      assert.equal(lossPerTask.length, 2);
+      const L = p.model.layout.tensors.length;
+      let largest = 0;
+      for (let l = 0; l < L; l++) {
+        const i = lambdaIndex(p.model.layout, 2, l);
+        const at = (d: number) => {
+          const x = Float32Array.from(lambda);
+          x[i] += d;
+          return referenceLoss(targets, x);
+        };
+        const numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
+        largest = Math.max(largest, Math.abs(numeric));
+        assert.ok(
+          Math.abs(numeric - grad[i]) <= 2e-3 * Math.max(0.1, Math.abs(numeric)),
+          `λ[2][${l}]: ${grad[i]} vs ${numeric}`,
+        );
+      }
+      assert.ok(largest > 0.01, `the extra model's λ does not move the loss: max |∂loss/∂λ| ${largest}`);
+      assert.throws(() => entropyLossAndGrad(p.model, [], lambda, []), /0 heads for 3 tasks/);
+    } finally {
+      p.dispose();
+    }
+  });
+
   it('equals tf.grad through one graph over all tasks (the two-stage chain rule is exact)', () => {
     const p = problem('layer', 3, 1);
     try {
@@ -534,6 +565,25 @@ describe('AdaMerging local loop', () => {
       'λ did not move',
     );
     assert.equal(res.summary.length, K);
+  });
+
+  it('extra pool models without inputs join the merge and get their own λ', async () => {
+    const res = await runAdaMergingLocal({
+      pretrained,
+      tasks,
+      extraModels: [{ name: 'extra', model: tasks[1].model }],
+      granularity: 'task',
+      steps: 3,
+      seed: 3,
+      batchSize: ROWS,
+      optimizer: sgd(0.5),
+    });
+    assert.deepEqual(
+      res.summary.map((s) => s.task),
+      [...tasks.map((t) => t.name), 'extra'],
+    );
+    assert.equal(res.losses[0].length, tasks.length, 'one loss per target, none for the extra model');
+    assert.ok(Math.abs(res.lambda[K] - Math.fround(0.3)) > 1e-4, "the extra model's λ did not move");
   });
 
   it('same seed -> bit-identical λ; a run resumed at step 3 equals the uninterrupted run; AdaMerging++ runs', async () => {

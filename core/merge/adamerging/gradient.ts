@@ -45,9 +45,12 @@ function checkInputs(
   heads: readonly ClassificationHead[],
   batches: readonly (readonly UnlabeledBatch[])[],
 ): void {
+  // The first heads.length models of the layout are the targets (a head and inputs each); any after them are extra
+  // pool models without inputs, whose λ is learned from the targets' objective alone.
   const K = model.layout.tasks.length;
-  if (heads.length !== K) throw new Error(`AdaMerging: ${heads.length} heads for ${K} tasks`);
-  if (batches.length !== K) throw new Error(`AdaMerging: batches for ${batches.length} tasks, expected ${K}`);
+  if (heads.length === 0 || heads.length > K) throw new Error(`AdaMerging: ${heads.length} heads for ${K} tasks`);
+  if (batches.length !== heads.length)
+    throw new Error(`AdaMerging: batches for ${batches.length} tasks, expected ${heads.length}`);
   batches.forEach((bs, k) => {
     if (bs.length === 0) throw new Error(`AdaMerging: no batch for task '${model.layout.tasks[k]}'`);
   });

@@ -40,6 +40,11 @@ export interface LocalRunOptions {
   /** Pretrained model folder (θ0). */
   pretrained: string;
   tasks: readonly AdaMergingTaskInput[];
+  /**
+   * Extra pool models without inputs (e.g. irrelevant fine-tunes): their task vectors join the merge after the
+   * tasks', and their λ is learned from the tasks' entropy alone.
+   */
+  extraModels?: readonly { name: string; model: string }[];
   granularity: Granularity;
   steps: number;
   optimizer: OptimizerStep;
@@ -91,9 +96,10 @@ export async function runAdaMergingLocal(o: LocalRunOptions): Promise<LocalRunRe
   const pre = await loadClipVision(o.pretrained);
   const config = pre.config;
   const shapes = clipVisionParamShapes(config);
+  const pool = [...o.tasks, ...(o.extraModels ?? [])];
   const layout = makeLayout(
     o.granularity,
-    o.tasks.map((t) => t.name),
+    pool.map((t) => t.name),
     shapes.map((s) => s.name),
   );
   const heads: ClassificationHead[] = [];
@@ -102,7 +108,7 @@ export async function runAdaMergingLocal(o: LocalRunOptions): Promise<LocalRunRe
     // τk = θk − θ0 in float32, tensor by tensor, in layout order
     const baseValues = layout.tensors.map((n) => pre.params[n].dataSync() as Float32Array);
     let vectors = await loadTaskVectors(
-      o.tasks.map((t) => t.model),
+      pool.map((t) => t.model),
       layout.tensors,
       baseValues,
       config,
