@@ -2,7 +2,7 @@
  * Activities for resuming runs and for scheduled configs: write the run record once a run has planned, open a
  * resumed run's committed work (checking its pinned inputs), and resolve `latest_under` checkpoints.
  */
-import type { DataFreeConfig } from '../core/config/schema';
+import type { AdamergingConfig, DataFreeConfig } from '../core/config/schema';
 import type { AdaPlan } from '../core/merge/adamerging/run_types';
 import { adaMergingResume, AdaFound } from '../core/merge/adamerging/resume';
 import type { MergePlan } from '../core/pipeline/plan';
@@ -37,7 +37,7 @@ export function createResumeActivities() {
       return openResume(adaMergingResume, r.workPrefix, r.from, r.allowChangedInputs ?? false);
     },
 
-    async resolveLatest(config: DataFreeConfig) {
+    async resolveLatest(config: DataFreeConfig | AdamergingConfig) {
       return resolveLatest(config);
     },
   };

@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { ChildProcess } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { writeSyntheticCheckpoints } from '../core/synthetic';
+import { writeAdaFixture } from '../core/synthetic_adamerging';
+import { SafetensorsFile } from '../core/safetensors';
 import { validateConfig } from '../core/config/load';
 import { runLocalMerge } from '../core/pipeline/local';
 import { readJson, storeFor } from '../core/store';
@@ -54,6 +56,47 @@ test('latest_under picks the newest checkpoint, files and folders alike', async 
   await copy(ck.models[2].checkpoint, `${s3}/ft/run-c.safetensors`);
   assert.equal((await newestCheckpoint(`${s3}/ft`)).checkpoint, `${s3}/ft/run-c.safetensors`);
   await assert.rejects(newestCheckpoint(`${s3}/nothing/`), /no \.safetensors checkpoint under this prefix/);
+});
+
+test('AdaMerging: a task model given as latest_under is the newest checkpoint when the run starts', async () => {
+  const s3 = s3Prefix('latest-ada');
+  const fx = await writeAdaFixture(`${s3}/in`, { tasks: 2, rows: 8 });
+  const copyFolder = async (from: string, to: string) => {
+    for (const f of ['config.json', 'model.safetensors']) await copy(`${from}/${f}`, `${to}/${f}`);
+  };
+  // an older fine-tune of task 0 (task 1's weights stand in for it), then the newest one
+  await copyFolder(fx.tasks[1].model, `${s3}/ft/task0/run-1`);
+  await new Promise((r) => setTimeout(r, 1100));
+  await copyFolder(fx.tasks[0].model, `${s3}/ft/task0/run-2`);
+  const run = async (label: string, model0: unknown) => {
+    const cfg = validateConfig(
+      {
+        method: 'adamerging',
+        base: fx.pretrained,
+        tasks: [{ ...fx.tasks[0], model: model0 }, fx.tasks[1]],
+        output: `${s3}/out/${label}`,
+        parameters: { granularity: 'task', steps: 3, batch_size: 4, seed: 2, lr: 0.05 },
+      },
+      'test',
+    );
+    const h = await client.workflow.start('adaMergingRun', {
+      taskQueue: queue,
+      workflowId: uniq(`latest-ada-${label}`),
+      args: [{ config: cfg }],
+    });
+    return (await h.result()) as { manifestUri: string; lambdaSafetensors: string };
+  };
+  const latest = await run('latest', { latest_under: `${s3}/ft/task0/` });
+  const named = await run('named', `${s3}/ft/task0/run-2`);
+  const manifest = (await readJson(latest.manifestUri, (w) => new Error(w))) as {
+    config: { resolved_latest: { model: string; checkpoint: string }[] };
+  };
+  assert.deepEqual(
+    manifest.config.resolved_latest.map((r) => [r.model, r.checkpoint]),
+    [[fx.tasks[0].name, `${s3}/ft/task0/run-2`]],
+  );
+  const lambda = async (uri: string) => Buffer.from(await (await SafetensorsFile.open(uri)).readBytes('lambda'));
+  assert.ok((await lambda(latest.lambdaSafetensors)).equals(await lambda(named.lambdaSafetensors)), 'same λ');
 });
 
 test('a checkpoint that is neither a URI nor { latest_under } is one line, exit 2', async () => {

@@ -41,8 +41,8 @@ import { TimeoutType } from '@temporalio/common';
 import { autoEpochSteps } from '../core/merge/adamerging/epoch_size';
 import { DATA_DRIVEN_ERRORS, longActivityOptions, retryPolicy } from './activity_options';
 import { MergeMethod, MergeStatus } from './search_attributes';
-import { scheduledTime } from './run_config';
-import { fillScheduledTime } from '../core/schedule/template';
+import { runConfig, scheduledTime } from './run_config';
+import { fillScheduledTime, hasLatestUnder } from '../core/schedule/template';
 import { workPrefixFor } from '../core/resume/work';
 
 export const adaProgressQuery = defineQuery<AdaProgress>('progress');
@@ -61,7 +61,7 @@ function isScheduleToStart(e: unknown): boolean {
 }
 
 export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
-  const cfg = input.carried || input.resume ? input.config : fillScheduledTime(input.config, scheduledTime());
+  let cfg = input.carried || input.resume ? input.config : fillScheduledTime(input.config, scheduledTime());
   const runId = workflowInfo().workflowId;
   const opts = longOptions(input.heartbeatTimeoutSeconds ?? 60);
   const long = proxyActivities<Activities>(opts);
@@ -185,6 +185,8 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
       let plan: AdaPlan;
       if (opened?.plan) plan = { ...opened.plan, runId };
       else {
+        // `latest_under` task models: the newest checkpoints now (only such configs schedule this activity)
+        if (hasLatestUnder(cfg)) cfg = await runConfig(cfg, quick.resolveLatest);
         const planned = await quick.adaMergingPlan(cfg, runId);
         plan = input.resume ? { ...planned, workPrefix: input.resume.workPrefix } : planned;
         if (resumable) await quick.recordAdaRun(plan, cfg);

@@ -4,7 +4,7 @@
  * The resolved checkpoints stay in the config (`resolved_latest`), so the run record and the manifest show them.
  */
 import { workflowInfo } from '@temporalio/workflow';
-import type { MergeConfig } from '../core/config/schema';
+import type { AdamergingConfig, DataFreeConfig, MergeConfig } from '../core/config/schema';
 import { fillScheduledTime, hasLatestUnder } from '../core/schedule/template';
 import { ScheduledStartTime } from './search_attributes';
 
@@ -15,10 +15,10 @@ export function scheduledTime(): Date {
 
 export async function runConfig<C extends MergeConfig>(
   config: C,
-  resolve: (c: Extract<MergeConfig, { models: unknown }>) => Promise<{ config: unknown; resolved: unknown[] }>,
+  resolve: (c: DataFreeConfig | AdamergingConfig) => Promise<{ config: unknown; resolved: unknown[] }>,
 ): Promise<C> {
   const filled = fillScheduledTime(config, scheduledTime());
-  if (!hasLatestUnder(filled) || !('models' in filled)) return filled;
-  const r = await resolve(filled);
+  if (!hasLatestUnder(filled) || filled.method === 'frank_wolfe') return filled;
+  const r = await resolve(filled as DataFreeConfig | AdamergingConfig);
   return { ...(r.config as C), resolved_latest: r.resolved };
 }

@@ -59,8 +59,9 @@ function outputClash(cfg: MergeConfig): string | undefined {
   const out = cfg.output.replace(/\/+$/, '');
   const outFile = out.endsWith('.safetensors') ? out : joinUri(out, 'model.safetensors');
   const inputs: [string, string][] = [['base', cfg.base]];
-  if (cfg.method === 'adamerging') for (const t of cfg.tasks) inputs.push([`task '${t.name}' model`, t.model]);
-  else if (cfg.method === 'frank_wolfe') {
+  if (cfg.method === 'adamerging') {
+    for (const t of cfg.tasks) if (typeof t.model === 'string') inputs.push([`task '${t.name}' model`, t.model]);
+  } else if (cfg.method === 'frank_wolfe') {
     if (Array.isArray(cfg.pool)) for (const m of cfg.pool) inputs.push([`candidate '${m.name}'`, m.checkpoint]);
   } else {
     // a `latest_under` model is found when the run starts; only named checkpoints can be compared here
@@ -95,7 +96,10 @@ export function validateConfig(doc: unknown, source: string, cwd = process.cwd()
   if (cfg.method === 'adamerging') {
     cfg.tasks = cfg.tasks.map((t) => ({
       ...t,
-      model: normalizeUri(t.model, cwd),
+      model:
+        typeof t.model === 'string'
+          ? normalizeUri(t.model, cwd)
+          : { latest_under: normalizeUri(t.model.latest_under, cwd) },
       head: normalizeUri(t.head, cwd),
       data: normalizeUri(t.data, cwd),
     }));

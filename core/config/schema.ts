@@ -28,8 +28,8 @@ export const modelEntry = strictObject({ name: entryName, checkpoint: checkpoint
 
 export const taskEntry = strictObject({
   name: entryName,
-  /** The model fine-tuned on this task (its task vector is model − base). */
-  model: uri,
+  /** The model fine-tuned on this task (its task vector is model − base), or the newest one under a prefix. */
+  model: checkpointRef,
   /** The task's frozen classification head. */
   head: uri,
   /** Unlabeled test inputs of the task (labels, if present, are never read). */

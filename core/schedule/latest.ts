@@ -4,7 +4,8 @@
  * `model-0000N-of-0000M.safetensors` set; its time is the newest modification time of its weight files. Ties go
  * to the later name. Work prefixes (`.mergeflow-work/`) are never candidates.
  */
-import type { DataFreeConfig } from '../config/schema';
+import type { AdamergingConfig, DataFreeConfig } from '../config/schema';
+import { ADAMERGING } from '../merge/adamerging/params';
 import { storeFor } from '../store';
 import { NotFoundError } from '../store/types';
 import { WORK_FOLDER } from '../resume/work';
@@ -42,19 +43,24 @@ export async function newestCheckpoint(prefix: string): Promise<{ checkpoint: st
 }
 
 /** The config with every `latest_under` replaced by the checkpoint found now, and what was picked. */
-export async function resolveLatest(
-  config: DataFreeConfig,
-): Promise<{ config: DataFreeConfig; resolved: ResolvedLatest[] }> {
+export async function resolveLatest<C extends DataFreeConfig | AdamergingConfig>(
+  config: C,
+): Promise<{ config: C; resolved: ResolvedLatest[] }> {
   const resolved: ResolvedLatest[] = [];
-  const models = [];
-  for (const m of config.models) {
-    if (typeof m.checkpoint === 'string') {
-      models.push(m);
-      continue;
-    }
-    const { checkpoint, modified } = await newestCheckpoint(m.checkpoint.latest_under);
-    resolved.push({ model: m.name, under: m.checkpoint.latest_under, checkpoint, modified: modified.toISOString() });
-    models.push({ ...m, checkpoint });
+  const pick = async (name: string, ref: string | { latest_under: string }): Promise<string> => {
+    if (typeof ref === 'string') return ref;
+    const { checkpoint, modified } = await newestCheckpoint(ref.latest_under);
+    resolved.push({ model: name, under: ref.latest_under, checkpoint, modified: modified.toISOString() });
+    return checkpoint;
+  };
+  if (config.method === ADAMERGING) {
+    const c = config as AdamergingConfig;
+    const tasks = [];
+    for (const t of c.tasks) tasks.push({ ...t, model: await pick(t.name, t.model) });
+    return { config: { ...config, tasks }, resolved };
   }
+  const models = [];
+  for (const m of (config as DataFreeConfig).models)
+    models.push({ ...m, checkpoint: await pick(m.name, m.checkpoint) });
   return { config: { ...config, models }, resolved };
 }

@@ -22,7 +22,9 @@ export function fillScheduledTime<C extends Pick<MergeConfig, 'output'>>(config:
   return { ...config, output: config.output.replace(PLACEHOLDER, scheduledStamp(t)) };
 }
 
-/** Whether any model of the config names the newest checkpoint under a prefix. */
+/** Whether any model of the config (a data-free model, an AdaMerging task's model) names the newest checkpoint under a prefix. */
 export function hasLatestUnder(config: MergeConfig): boolean {
-  return 'models' in config && config.models.some((m) => typeof m.checkpoint !== 'string');
+  if ('models' in config) return config.models.some((m) => typeof m.checkpoint !== 'string');
+  if ('tasks' in config) return config.tasks.some((t) => typeof t.model !== 'string');
+  return false;
 }

@@ -5,7 +5,7 @@
  * whose width is not the encoder's projection, data of another image size, empty data.
  */
 import { workPrefixFor } from '../../resume/work';
-import { AdamergingConfig, mergeConfigSchema } from '../../config/schema';
+import { AdamergingConfig, checkpointOf, mergeConfigSchema } from '../../config/schema';
 import { openDataset } from '../../data/dataset';
 import { clipVisionParamShapes, describeConfig } from '../../models/clip_vit';
 import { readClipVisionConfig } from '../../models/clip_vit_load';
@@ -16,7 +16,9 @@ import type { AdaPlan, AdaTaskRef } from './run_types';
 import { about, bad, folderOf } from '../plan_checks';
 
 export async function planAdaMerging(config: AdamergingConfig, runId: string): Promise<AdaPlan> {
-  const parsed = mergeConfigSchema.parse(config);
+  // `resolved_latest` is the run's note of the checkpoints it resolved, not part of the config schema
+  const { resolved_latest: _resolved, ...doc } = config as AdamergingConfig & { resolved_latest?: unknown };
+  const parsed = mergeConfigSchema.parse(doc);
   if (parsed.method !== 'adamerging') bad(`planAdaMerging: method is '${parsed.method}', not adamerging`);
   const cfg = parsed;
   const output = normalizeUri(cfg.output).replace(/\/+$/, '');
@@ -39,7 +41,7 @@ export async function planAdaMerging(config: AdamergingConfig, runId: string): P
   const tasks: AdaTaskRef[] = [];
   for (const t of cfg.tasks) {
     const what = `task '${t.name}'`;
-    const folder = folderOf(t.model);
+    const folder = folderOf(checkpointOf({ name: t.name, checkpoint: t.model }));
     const c = await about(`${what} model`, () => readClipVisionConfig(folder));
     if (JSON.stringify(c) !== JSON.stringify(config0))
       bad(
