@@ -5,8 +5,9 @@
  * worker, checkpoints, the final merge and publishing) is the overhead. Goal (issue 8): at most 5 % of wall.
  *
  * The setup is synthetic (core/synthetic_adamerging) with the mini-8 suite's full-size encoder, 8 tasks and
- * batches of 16, at the default 50 steps per epoch and a checkpoint every 10 steps; --quick uses the tests'
- * tiny model (whose steps are so short that the overhead dominates).
+ * batches of 16, at the method's defaults (500 steps, `steps_per_epoch: auto`, a checkpoint every 10 steps);
+ * --quick uses the tests' tiny model at 20 steps in epochs of 10 (whose steps are so short that the overhead
+ * dominates).
  */
 import { stackUnavailable } from '../harness/env';
 import { Bench, figure, Figure } from '../harness/types';
@@ -37,12 +38,12 @@ const GOAL = 5;
 export const bench: Bench = {
   name: 'orchestration',
   description:
-    'AdaMerging through a worker, Temporal and S3 (suite full-size model, 8 tasks × 16, 100 steps): workflow wall vs time inside the steps',
+    'AdaMerging through a worker, Temporal and S3 (suite full-size model, 8 tasks × 16, the default 500 steps in auto-sized epochs): workflow wall vs time inside the steps',
   unavailable: stackUnavailable,
   async run({ quick, log }): Promise<Figure[]> {
     const o = quick
       ? { tasks: 2, steps: 20, stepsPerEpoch: 10, batch: 4, rows: 12, model: [] as string[] }
-      : { tasks: 8, steps: 100, stepsPerEpoch: 50, batch: 16, rows: 32, model: ['--mini8'] };
+      : { tasks: 8, steps: 500, stepsPerEpoch: 'auto', batch: 16, rows: 32, model: ['--mini8'] };
     const r = await adamergingRun(
       [
         ...o.model,
