@@ -15,16 +15,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBackend, evaluateModel } from '../core/eval/evaluate';
 import { Granularity, LambdaLayout } from '../core/merge/adamerging/coefficients';
-import { runAdaMergingLocal } from '../core/merge/adamerging/local_run';
+import { adamOptimizer, runAdaMergingLocal } from '../core/merge/adamerging/local_run';
 import type { BatchObjective } from '../core/merge/adamerging/gradient';
-import { adamInit, adamStep, ADAM_DEFAULTS, AdamState } from '../core/optim/adam';
+import { ADAM_DEFAULTS } from '../core/optim/adam';
+import { adaMergingTasks } from '../core/suite/config';
 import { openSuite, Suite } from '../core/suite/manifest';
 import { writeLambdaModel } from './sweep/lambda_model';
-
-function opt(name: string, dflt?: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
+import { opt } from './harness/args';
 
 /** θ0 + Σk clamp(λk^l) τk^l over the suite's targets, written as a model folder, then evaluated on the targets. */
 async function evaluateLambda(
@@ -63,27 +60,17 @@ async function main(): Promise<void> {
   const ties = opt('ties');
   const lr = Number(opt('lr', String(ADAM_DEFAULTS.lr)));
   const out = opt('out') ?? fs.mkdtempSync(path.join(os.tmpdir(), 'adamerging-'));
-  let adam: AdamState | undefined;
   const checkpoints: { step: number; lambda: Float32Array }[] = [];
   const r = await runAdaMergingLocal({
     pretrained: suite.pretrained,
-    tasks: suite.targets.map((n) => ({
-      name: n,
-      model: suite.task(n).model,
-      head: suite.task(n).head,
-      data: suite.task(n).test,
-    })),
+    tasks: adaMergingTasks(suite),
     granularity,
     steps,
     seed: Number(opt('seed', '0')),
     batchSize: Number(opt('batch', '16')),
     tiesKeep: ties === undefined ? undefined : Number(ties),
     objective: process.argv.includes('--supervised') ? crossEntropy : undefined,
-    optimizer: (lambda, grad) => {
-      adam ??= adamInit(Float64Array.from(lambda));
-      adam = adamStep(adam, grad, { ...ADAM_DEFAULTS, lr });
-      return Float32Array.from(adam.params);
-    },
+    optimizer: adamOptimizer({ lr }),
     onStep: ({ step, lossPerTask, lambda, seconds }) => {
       const s = step + 1;
       if (s % 10 === 0 || s === 1)

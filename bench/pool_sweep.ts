@@ -14,20 +14,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { validateConfig } from '../core/config/load';
 import { ensureBackend, evaluateModel, TaskEvalSpec } from '../core/eval/evaluate';
-import { runAdaMergingLocal } from '../core/merge/adamerging/local_run';
+import { adamOptimizer, runAdaMergingLocal } from '../core/merge/adamerging/local_run';
 import { runFrankWolfeLocal } from '../core/merge/frank_wolfe/local_run';
-import { adamInit, adamStep, ADAM_DEFAULTS, AdamState } from '../core/optim/adam';
 import { runLocalMerge } from '../core/pipeline/local';
-import { defaultParameters, suiteMergeConfig } from '../core/suite/config';
+import { adaMergingTasks, defaultParameters, suiteMergeConfig } from '../core/suite/config';
 import { writeModel } from '../core/suite/io';
 import { openSuite, Suite } from '../core/suite/manifest';
 import { sweepPng } from './sweep/chart';
 import { writeLambdaModel } from './sweep/lambda_model';
-
-function opt(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
+import { opt } from './harness/args';
 
 const LABELS: Record<string, string> = {
   ta: 'Task Arithmetic',
@@ -78,24 +73,14 @@ async function runCell(suite: Suite, method: string, n: number, dir: string, fwS
   }
   if (method === 'adamerging') {
     const steps = Number(opt('ada-steps', '200'));
-    let adam: AdamState | undefined;
     const r = await runAdaMergingLocal({
       pretrained: suite.pretrained,
-      tasks: suite.targets.map((t) => ({
-        name: t,
-        model: suite.task(t).model,
-        head: suite.task(t).head,
-        data: suite.task(t).test,
-      })),
+      tasks: adaMergingTasks(suite),
       extraModels: irrelevant.map((t) => ({ name: t, model: suite.task(t).model })),
       granularity: 'layer',
       steps,
       seed: 0,
-      optimizer: (lambda, grad) => {
-        adam ??= adamInit(Float64Array.from(lambda));
-        adam = adamStep(adam, grad, ADAM_DEFAULTS);
-        return Float32Array.from(adam.params);
-      },
+      optimizer: adamOptimizer(),
     });
     const models = [...suite.targets, ...irrelevant].map((t) => suite.task(t).model);
     await writeLambdaModel(suite.pretrained, models, r.layout, r.lambda, dir);

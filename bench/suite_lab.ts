@@ -23,20 +23,7 @@ import { openSuite, SUITE_FILE, SUITE_FORMAT, SUITE_VERSION } from '../core/suit
 import { JobPool } from '../core/suite/pool';
 import { RECIPES, SuiteRecipe } from '../core/suite/recipe';
 import { suiteValidity, validityMarkdown } from '../core/suite/validity';
-
-function opt(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
-
-function merge<T>(a: T, b: Partial<T>): T {
-  const out = { ...a } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(b as Record<string, unknown>)) {
-    const cur = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' ? merge(cur, v) : v;
-  }
-  return out as T;
-}
+import { deepMerge, opt } from './harness/args';
 
 /**
  * A build stopped after pretraining has data/ and models/pretrained but no suite.json: write a minimal one
@@ -87,7 +74,7 @@ async function main(): Promise<void> {
   if (!from || !out) throw new Error('usage: suite_lab FROM OUT [--targets a,b] [--json RECIPE] [--workers N]');
   const src = await openSuite(await ensureManifest(from));
   const m = src.manifest;
-  const recipe = merge(m.recipe as unknown as SuiteRecipe, JSON.parse(opt('json') ?? '{}'));
+  const recipe = deepMerge(m.recipe as unknown as SuiteRecipe, JSON.parse(opt('json') ?? '{}'));
   const targets = (opt('targets') ?? src.targets.join(',')).split(',');
   const outDir = path.resolve(out);
   fs.mkdirSync(path.join(outDir, 'models'), { recursive: true });

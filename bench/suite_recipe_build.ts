@@ -10,25 +10,12 @@
 import { buildSuite } from '../core/suite/build';
 import { RECIPES, SuiteRecipe } from '../core/suite/recipe';
 import type { BackendChoice } from '../core/tensor/backend';
-
-function opt(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
-
-function merge<T>(a: T, b: Partial<T>): T {
-  const out = { ...a } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(b as Record<string, unknown>)) {
-    const cur = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' ? merge(cur, v) : v;
-  }
-  return out as T;
-}
+import { deepMerge, opt } from './harness/args';
 
 async function main(): Promise<void> {
   const out = process.argv[2];
   if (!out || out.startsWith('--')) throw new Error('usage: suite_recipe_build OUT [--seed N] --json RECIPE');
-  const recipe: SuiteRecipe = merge(RECIPES.full, JSON.parse(opt('json') ?? '{}') as Partial<SuiteRecipe>);
+  const recipe: SuiteRecipe = deepMerge(RECIPES.full, JSON.parse(opt('json') ?? '{}') as Partial<SuiteRecipe>);
   process.stderr.write(`recipe: ${JSON.stringify(recipe)}\n`);
   const t0 = Date.now();
   await buildSuite(out, {

@@ -56,6 +56,14 @@ export function mergedFolder(suite: Suite, method: string, irrelevant = 0): stri
   return joinUri(suite.uri, 'merged', irrelevant ? `${method}-irrelevant${irrelevant}` : method);
 }
 
+/** AdaMerging's tasks: each target's model, head and test inputs (labels are read only to evaluate the merge). */
+export function adaMergingTasks(suite: Suite): { name: string; model: string; head: string; data: string }[] {
+  return suite.targets.map((name) => {
+    const t = suite.task(name);
+    return { name, model: t.model, head: t.head, data: t.test };
+  });
+}
+
 export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record<string, unknown> {
   const n = opts.irrelevant ?? 0;
   if (!Number.isSafeInteger(n) || n < 0)
@@ -78,11 +86,7 @@ export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record
     const t = suite.task(name);
     return { name, head: t.head, proxy: t.train, data: t.test };
   });
-  // AdaMerging: each target's model, head and test inputs (labels are read only to evaluate the merged model)
-  const tasks = suite.targets.map((name) => {
-    const t = suite.task(name);
-    return { name, model: t.model, head: t.head, data: t.test };
-  });
+  const tasks = adaMergingTasks(suite);
   const name = `${suite.manifest.name}-${opts.method}${n ? `-irrelevant${n}` : ''}`.replace(/[^A-Za-z0-9_.-]/g, '-');
   const doc: Record<string, unknown> = {
     name,

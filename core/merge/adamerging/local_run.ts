@@ -7,6 +7,7 @@ import { checkImageSize, Dataset, openDataset } from '../../data/dataset';
 import { clipVisionParamShapes, disposeParams, loadClipVision } from '../../models/clip_vit';
 import { ClassificationHead, disposeHead, headDim, loadHead } from '../../models/head';
 import { ModelError } from '../../models/errors';
+import { ADAM_DEFAULTS, adamInit, AdamOptions, AdamState, adamStep } from '../../optim/adam';
 import { BatchRowCursor } from './batches';
 import {
   checkLambda,
@@ -172,4 +173,14 @@ export async function runAdaMergingLocal(o: LocalRunOptions): Promise<LocalRunRe
     if (model) disposeTaskVectorStack(model.taskVectors);
     disposeParams(pre.params);
   }
+}
+
+/** Adam over λ as an OptimizerStep (state kept in the closure): the in-process runs' usual optimiser. */
+export function adamOptimizer(opts: Partial<AdamOptions> = {}): OptimizerStep {
+  let state: AdamState | undefined;
+  return (lambda, grad) => {
+    state ??= adamInit(Float64Array.from(lambda));
+    state = adamStep(state, grad, { ...ADAM_DEFAULTS, ...opts });
+    return Float32Array.from(state.params);
+  };
 }
