@@ -17,6 +17,7 @@ import {
   accumulateCandidate,
   accumulateGrad,
   checkpointSource,
+  memorySource,
   emptyScores,
   frankWolfeParams,
   hardUpdate,
@@ -178,6 +179,35 @@ describe('FW oracle (streamed)', () => {
       assert.ok(Math.abs(sel.scores[m] - want) < 1e-9, `${n}: ${sel.scores[m]} vs ${want}`);
     });
     assert.ok(sel.scores[2] < -0.99 * P && sel.scores[0] > 0.99 * P && Math.abs(sel.scores[1]) < 1e-3 * P);
+  });
+
+  it('task vectors: candidates scored as θm − θ0 (base read once per tensor); full weights barely tell them apart', async () => {
+    // a base 30× larger than the candidates' differences, as a pretrained model is next to its fine-tunes
+    const theta0 = randomValues(5, 'theta0', 30);
+    const full = Object.fromEntries(
+      Object.entries(cands).map(([name, tv]) => [
+        name,
+        Object.fromEntries(NAMES.map((n) => [n, Float32Array.from(tv[n], (v, i) => theta0[n][i] + v)])),
+      ]),
+    );
+    const order = ['b-pos', 'c-orth', 'a-neg'];
+    let baseReads = 0;
+    const base = memorySource('base', theta0);
+    const counted = { name: 'base', read: (t: string) => (baseReads++, base.read(t)) };
+    const sources = order.map((n) => memorySource(n, full[n]));
+    const tv = taskScores(await scoreCandidates(g, NAMES, sources, {}, counted));
+    assert.equal(baseReads, NAMES.length, 'the base is read once per tensor');
+    order.forEach((n, m) => {
+      const want = plainTaskScore(g, cands[n]);
+      assert.ok(Math.abs(tv[m] - want) < 1e-4, `${n}: ${tv[m]} vs plain Σp cos(g, τ) ${want}`);
+    });
+    assert.equal(order[tv.indexOf(Math.min(...tv))], 'a-neg');
+    const w = taskScores(await scoreCandidates(g, NAMES, sources));
+    const spread = (v: number[]) => Math.max(...v) - Math.min(...v);
+    assert.ok(
+      spread(w) < 0.1 * spread(tv),
+      `full weights spread ${spread(w)} should be far below the task vectors' ${spread(tv)}`,
+    );
   });
 
   it('task-wise ties go to the name that sorts first, whatever the pool order; exclusion skips a name', async () => {

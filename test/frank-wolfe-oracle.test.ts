@@ -10,6 +10,7 @@ import { fromFloat32, writeTensors } from '../core/safetensors';
 import { frankWolfeParams } from '../core/merge/frank_wolfe/params';
 import type { FwCandidate, FwOracleResult, FwPlan } from '../core/merge/frank_wolfe/run_types';
 import { combineShards, pickCandidates } from '../core/merge/frank_wolfe/select';
+import { taskScores } from '../core/merge/frank_wolfe/oracle_scores';
 import { oracleShardStep } from '../core/merge/frank_wolfe/steps';
 import { s3Prefix } from './helpers/env';
 
@@ -116,4 +117,55 @@ test('FW-Soft: one pick per target from the pool minus the picks before it', asy
     { target: 't0', perTensor: ['m1', 'm2'] },
     { target: 't1', perTensor: ['m0', 'm0'] },
   ]);
+});
+
+test('oracle_basis task_vectors: each shard scores θm − θ0 against the base it streams', async () => {
+  const p = { ...plan({ variant: 'hard', oracle: 'task', oracle_basis: 'task_vectors' }), pretrained: pool[0].uri };
+  const scores = combineShards(
+    TENSORS,
+    (await shards(p, 'sum')).map((r) => r.scores),
+  );
+  // plain Σp cos(g_p, θm,p − θ0,p) with θ0 = m1 (m1's own task vector is 0: cos 0), g = (e0, e1)
+  const cos = (g: number[], v: number[]) => {
+    const dot = g.reduce((a, x, i) => a + x * v[i], 0);
+    const n = Math.hypot(...g) * Math.hypot(...v);
+    return n > 0 ? dot / n : 0;
+  };
+  const theta: Record<string, number[][]> = {
+    m1: [
+      [-1, 0, 0, 0],
+      [0, 1, 0],
+    ],
+    m2: [
+      [0, 1, 0, 0],
+      [0, -1, 0],
+    ],
+    m3: [
+      [-1, 1, 0, 0],
+      [0, -1, 1],
+    ],
+    m0: [
+      [-2, 2, 0, 0],
+      [0, -2, 2],
+    ],
+  };
+  const g = [
+    [1, 0, 0, 0],
+    [0, 1, 0],
+  ];
+  const want = pool.map((c) =>
+    [0, 1].reduce(
+      (a, t) =>
+        a +
+        cos(
+          g[t],
+          theta[c.name][t].map((v, i) => v - theta.m1[t][i]),
+        ),
+      0,
+    ),
+  );
+  taskScores(scores[0]).forEach((v, m) =>
+    assert.ok(Math.abs(v - want[m]) < 1e-6, `${pool[m].name}: ${v} vs ${want[m]}`),
+  );
+  assert.deepEqual(pickCandidates(p.params, ['t0', 't1'], scores).record, [{ target: 'all', candidate: 'm0' }]);
 });

@@ -190,6 +190,7 @@ export async function runFrankWolfeLocal(o: FwLocalOptions): Promise<FwLocalResu
 
     let theta = await startValues(o, p, tensors);
     const sources: TensorSource[] = o.pool.map((m) => checkpointSource(m.name, m.model));
+    const basis = p.oracle_basis === 'task_vectors' ? checkpointSource('base', o.pretrained) : undefined;
     if (p.variant === 'hard') {
       if (o.pool.some((m) => m.name === 'start'))
         throw new Error("FW: 'start' names the start candidate; rename that model");
@@ -225,7 +226,7 @@ export async function runFrankWolfeLocal(o: FwLocalOptions): Promise<FwLocalResu
       let info: FwIterationInfo;
       if (p.variant === 'hard') {
         const g = gradientAt(theta, targets, targets.length);
-        const scores = await scoreCandidates(g.grad, tensors, sources);
+        const scores = await scoreCandidates(g.grad, tensors, sources, {}, basis);
         const choice =
           p.oracle === 'task'
             ? Array(P).fill(selectTaskWise(scores).index)
@@ -244,7 +245,7 @@ export async function runFrankWolfeLocal(o: FwLocalOptions): Promise<FwLocalResu
           async (j) => {
             const g = gradientAt(theta, [targets[j]], targets.length);
             lossPerTarget.push(g.loss);
-            return scoreCandidates(g.grad, tensors, sources);
+            return scoreCandidates(g.grad, tensors, sources, {}, basis);
           },
           p.layer_fallback,
         );

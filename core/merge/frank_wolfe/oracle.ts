@@ -46,14 +46,38 @@ export interface ScoreHooks {
 }
 
 /**
+ * What a candidate is scored as. `weights` (the spec's LMO): its full weights θm. `task_vectors`: τm = θm − θ0
+ * against the base (read once per tensor). ⟨g, θm⟩ and ⟨g, τm⟩ differ by the same ⟨g, θ0⟩ for every candidate,
+ * so the unnormalised LMO picks the same model either way; the cosine's normalisation does not: with
+ * ‖τm‖ ≪ ‖θ0‖ every cos(g, θm) is nearly cos(g, θ0) and the ranking is left to small differences of norm.
+ */
+export type OracleBasis = 'weights' | 'task_vectors';
+
+/** Candidate tensor minus the base tensor (the base tensor read once per tensor name). */
+export function minusBase(base: TensorSource): (tensor: string, theta: Float32Array) => Promise<Float32Array> {
+  let cached: { tensor: string; values: Promise<Float32Array> } | undefined;
+  return async (tensor, theta) => {
+    if (cached?.tensor !== tensor) cached = { tensor, values: base.read(tensor) };
+    const b = await cached.values;
+    if (b.length !== theta.length)
+      throw new Error(`FW oracle: tensor '${tensor}' has ${theta.length} values, the base ${b.length}`);
+    const out = new Float32Array(theta.length);
+    for (let i = 0; i < out.length; i++) out[i] = theta[i] - b[i];
+    return out;
+  };
+}
+
+/**
  * Scores of every candidate over `tensors` (a shard: any subset of the merged tensor names, in order). g must
- * hold every tensor listed. Candidates are read one after another, tensor by tensor.
+ * hold every tensor listed. Tensor by tensor, each candidate's tensor is read in turn (and, with `base`, the
+ * candidate is scored as its task vector against it).
  */
 export async function scoreCandidates(
   g: Readonly<Record<string, Float32Array>>,
   tensors: readonly string[],
   candidates: readonly TensorSource[],
   hooks: ScoreHooks = {},
+  base?: TensorSource,
 ): Promise<OracleScores> {
   const s = emptyScores(
     candidates.map((c) => c.name),
@@ -64,10 +88,11 @@ export async function scoreCandidates(
     if (!gp) throw new Error(`FW oracle: no gradient for tensor '${n}'`);
     accumulateGrad(s, p, gp);
   });
-  for (let m = 0; m < candidates.length; m++) {
-    for (let p = 0; p < tensors.length; p++) {
+  const vector = base ? minusBase(base) : undefined;
+  for (let p = 0; p < tensors.length; p++) {
+    for (let m = 0; m < candidates.length; m++) {
       const theta = await candidates[m].read(tensors[p]);
-      accumulateCandidate(s, m, p, g[tensors[p]], theta);
+      accumulateCandidate(s, m, p, g[tensors[p]], vector ? await vector(tensors[p], theta) : theta);
       hooks.onTensor?.(candidates[m].name, tensors[p], theta.length);
     }
   }

@@ -35,6 +35,10 @@ export const frankWolfeParams = strictObject({
     .enum(['argmin', 'current'])
     .default('argmin')
     .describe('layer oracle, tensors where no candidate scores negative: take the argmin anyway, or keep θt'),
+  oracle_basis: z
+    .enum(['weights', 'task_vectors'])
+    .default('weights')
+    .describe('the LMO scores cos(g, θm) with full weights (the reference) or cos(g, θm − θ0) with task vectors'),
   objective: z
     .enum(['cross_entropy', 'entropy'])
     .default('cross_entropy')

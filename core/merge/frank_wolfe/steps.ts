@@ -19,7 +19,7 @@ import { hardCoefficient, hardUpdate } from './fw_hard';
 import { learnSoftStepSizes, softInit, softLayout, softTaskVectors, softUpdate } from './fw_soft';
 import { readBatches, proxyRows, softRows, toParams } from './local_run';
 import { objectiveGradient, ObjectiveTarget } from './objective';
-import { checkpointSource } from './oracle';
+import { checkpointSource, minusBase } from './oracle';
 import { accumulateCandidate, accumulateGrad, emptyScores, OracleScores } from './oracle_scores';
 import type {
   FwGradientInput,
@@ -151,10 +151,15 @@ export async function oracleShardStep(input: FwOracleInput, hooks: StepHooks = {
   );
   sets.forEach((g, k) => tensors.forEach((n, p) => accumulateGrad(scores[k], p, g[n])));
   let reads = 0;
-  for (let m = 0; m < input.candidates.length; m++) {
-    const src = checkpointSource(input.candidates[m].name, input.candidates[m].uri);
-    for (let p = 0; p < tensors.length; p++) {
-      const theta = await src.read(tensors[p]);
+  const sources = input.candidates.map((c) => checkpointSource(c.name, c.uri));
+  const vector =
+    input.plan.params.oracle_basis === 'task_vectors'
+      ? minusBase(checkpointSource('base', input.plan.pretrained))
+      : undefined;
+  for (let p = 0; p < tensors.length; p++) {
+    for (let m = 0; m < sources.length; m++) {
+      const read = await sources[m].read(tensors[p]);
+      const theta = vector ? await vector(tensors[p], read) : read;
       sets.forEach((g, k) => accumulateCandidate(scores[k], m, p, g[tensors[p]], theta));
       reads++;
       hooks.tick?.(`${input.candidates[m].name}/${tensors[p]}`);
