@@ -63,7 +63,9 @@ async function main(): Promise<void> {
   tf.dispose(Object.values(params));
   const short = (s: string) => s.replace('digits', 'd').replace('fashion', 'f');
   for (const key of ['w', 'v'] as const) {
-    process.stdout.write(`\n${key === 'w' ? 'full weights θm (the LMO)' : 'task vectors τm'}: Σp cos, lowest marked *\n`);
+    process.stdout.write(
+      `\n${key === 'w' ? 'full weights θm (the LMO)' : 'task vectors τm'}: Σp cos, lowest marked *\n`,
+    );
     process.stdout.write(`${'target'.padEnd(10)} ${pool.map((m) => short(m).padStart(9)).join('')}\n`);
     for (const r of rows) {
       const s = r[key];
