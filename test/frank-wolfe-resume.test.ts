@@ -3,21 +3,28 @@
  * layer-wise oracle) started with `mergeflow run` and terminated after its first iteration committed is listed by
  * `gc`, refused by `resume` while one of its inputs differs, and once the input is back, resumed with
  * `mergeflow resume --wait`: the resumed run redoes neither the start nor a committed iteration (read from its
- * history), and its model is byte-identical to an uninterrupted run's.
+ * history), and its model is byte-identical to an uninterrupted run's. Then, on a hand-made ledger in S3: the
+ * resume point follows the unbroken chain of iterations and stops at one whose θ changed.
+ *
+ * MERGEFLOW_RECORD_FW_HISTORIES=DIR writes the stopped and the resumed run's histories as replay fixtures
+ * (frank-wolfe-stopped.json, frank-wolfe-resumed.json; see frank-wolfe-replay.test.ts).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChildProcess } from 'node:child_process';
 import { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { validateConfig } from '../core/config/load';
 import type { FrankWolfeConfig } from '../core/config/schema';
-import type { FwResult } from '../core/merge/frank_wolfe/run_types';
-import { ledgerPrefix } from '../core/resume/ledger';
+import { frankWolfeResume, fwKeys } from '../core/merge/frank_wolfe/resume';
+import type { FwPlan, FwResult } from '../core/merge/frank_wolfe/run_types';
+import { ledgerPrefix, recordCommitted, verifiedLedger } from '../core/resume/ledger';
 import { workPrefixFor } from '../core/resume/work';
 import { putObject, sha256Of, storeFor } from '../core/store';
 import { AdaFixture, writeAdaFixture } from '../core/synthetic_adamerging';
+import { historyToFixture } from '../workers/history_fixture';
 import { temporalTarget } from '../workers/temporal_config';
 import { runCli, s3Prefix, startWorker, stopWorker, tmpDir, uniq, waitFor, writeYaml } from './helpers/env';
 
@@ -177,6 +184,55 @@ test(
     assert.equal(await objectSha(result.output.uri), await objectSha(p.output.uri), 'the stored bytes too');
     assert.deepEqual(result.objective, p.objective, 'the same objective history');
     assert.deepEqual(await storeFor(work).list(work), [], 'the work prefix is cleared once published');
+    const dir2 = process.env.MERGEFLOW_RECORD_FW_HISTORIES;
+    if (dir2) {
+      const stopped = await client.workflow.getHandle(runId).fetchHistory();
+      fs.writeFileSync(path.join(dir2, 'frank-wolfe-stopped.json'), historyToFixture(stopped));
+      fs.writeFileSync(path.join(dir2, 'frank-wolfe-resumed.json'), historyToFixture(await resumed.fetchHistory()));
+    }
     t.diagnostic(`terminated after ${iterations} committed iteration(s); reused ${JSON.stringify(result.reused)}`);
   },
 );
+
+test('the resume point: the unbroken chain of iterations from θ0, cut where a θ changed', async () => {
+  const work = `${prefix}/ledger/work/`;
+  const plan = { params: { iterations: 4 }, targets: [{ name: 'a' }, { name: 'b' }] } as unknown as FwPlan;
+  const obj = async (name: string, body: string) => {
+    const uri = `${work}${name}`;
+    await putObject(uri, Buffer.from(body));
+    return uri;
+  };
+  await recordCommitted(work, fwKeys.start(), { from: 'x' }, await obj('theta-0', 'θ0'));
+  for (let t = 0; t < 3; t++) {
+    const rec = { iteration: t, lossPerTarget: [t, t], objective: 2 * t, picks: [] };
+    await recordCommitted(work, fwKeys.iteration(t), rec, await obj(`theta-${t + 1}`, `θ${t + 1}`));
+  }
+  await recordCommitted(work, fwKeys.gradient(3, 0), { loss: 0.5, seconds: 1 }, await obj('g3a', 'g'));
+  await recordCommitted(work, fwKeys.gradient(1, 1), { loss: 0.25, seconds: 1 }, await obj('g1b', 'g'));
+  const found = async () => frankWolfeResume.findCommitted(plan, await verifiedLedger(work));
+
+  let f = await found();
+  assert.equal(f.startUri, `${work}theta-0`);
+  assert.deepEqual(
+    f.records.map((r) => r.iteration),
+    [0, 1, 2],
+  );
+  assert.equal(f.theta, `${work}theta-3`);
+  assert.deepEqual(f.gradients, [{ uri: `${work}g3a`, loss: 0.5, seconds: 1 }, null]);
+
+  // θ2 altered (same size): iteration 1 is redone from θ1, with the gradient of iteration 1 that is there
+  await obj('theta-2', 'θX');
+  f = await found();
+  assert.deepEqual(
+    f.records.map((r) => r.iteration),
+    [0],
+  );
+  assert.equal(f.theta, `${work}theta-1`);
+  assert.deepEqual(f.gradients, [null, { uri: `${work}g1b`, loss: 0.25, seconds: 1 }]);
+
+  // θ0 gone: nothing is reusable (every iteration read it)
+  await storeFor(work).delete(`${work}theta-0`);
+  f = await found();
+  assert.equal(f.startUri, undefined);
+  assert.deepEqual(f.records, []);
+});
