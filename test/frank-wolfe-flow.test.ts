@@ -181,6 +181,8 @@ test(
     assert.equal(r.output.sha256, hardOneSha, 'the same model bytes as the 1-worker run');
     const last = await client.workflow.getHandle(h.workflowId).describe();
     assert.notEqual(last.runId, firstRun, 'the run continued as new');
+    // the last run still names its work prefix (resume and gc find the work by it)
+    assert.equal(last.memo?.workPrefix, workPrefixFor(out('hard-three'), h.workflowId));
     const p = await client.workflow.getHandle(h.workflowId).query<FwProgress>('progress');
     assert.equal(p.phase, 'completed');
     assert.equal(p.objective?.length, HARD.iterations);

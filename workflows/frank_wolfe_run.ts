@@ -16,10 +16,10 @@
 import {
   CancellationScope,
   ContinueAsNew,
-  continueAsNew,
   defineQuery,
   executeChild,
   isCancellation,
+  makeContinueAsNewFunc,
   patched,
   proxyActivities,
   setHandler,
@@ -127,8 +127,11 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
     const targets = plan.targets.map((t) => t.name);
     let here = 0;
     while (c.iteration < T) {
-      if (here >= iterationsPerRun || workflowInfo().continueAsNewSuggested)
-        return await continueAsNew<typeof frankWolfeRun>({ ...input, carried: c });
+      if (here >= iterationsPerRun || workflowInfo().continueAsNewSuggested) {
+        // the server does not carry the memo over: the next run keeps the work prefix (resume, gc) by passing it
+        const next = makeContinueAsNewFunc<typeof frankWolfeRun>({ memo: workflowInfo().memo });
+        return await next({ ...input, carried: c });
+      }
       const t: number = c.iteration;
       const tIter = Date.now();
       progress.phase = `iteration ${t}: gradients`;
