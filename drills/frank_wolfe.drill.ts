@@ -26,7 +26,7 @@ const PARAMS = {
   variant: 'hard',
   oracle: 'layer',
   start: 'ta',
-  iterations: 8,
+  iterations: 5,
   proxy_samples: 8,
   step_size: 0.5,
   seed: 2,
