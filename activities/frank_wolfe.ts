@@ -36,8 +36,8 @@ function hooks() {
 
 export function createFrankWolfeActivities() {
   return {
-    async fwPlan(config: FrankWolfeConfig, runId: string): Promise<FwPlan> {
-      const plan = await planFrankWolfe(config, runId);
+    async fwPlan(config: FrankWolfeConfig, runId: string, workPrefix?: string): Promise<FwPlan> {
+      const plan = await planFrankWolfe(config, runId, workPrefix);
       log.info('planned Frank-Wolfe', { runId, pool: plan.pool.length, targets: plan.targets.length });
       return plan;
     },

@@ -14,6 +14,8 @@ import { validateConfig } from '../core/config/load';
 import type { FrankWolfeConfig } from '../core/config/schema';
 import { FwLocalResult, runFrankWolfeLocal } from '../core/merge/frank_wolfe/local_run';
 import type { FwProgress, FwResult, FwRunInput } from '../core/merge/frank_wolfe/run_types';
+import { thetaKey } from '../core/merge/frank_wolfe/run_types';
+import { workPrefixFor } from '../core/resume/work';
 import { Checkpoint } from '../core/safetensors';
 import { readJson, storeFor } from '../core/store';
 import { initBackend } from '../core/tensor/backend';
@@ -154,7 +156,8 @@ test(
       const b = Buffer.from(await storeFor(png).readAll(png));
       assert.ok(b.subarray(1, 4).toString() === 'PNG' && b.length > 2000, `${png} is a PNG`);
     }
-    assert.deepEqual(await storeFor(prefix).list(`${out('hard-one')}/.mergeflow-work/`), [], 'work prefix cleared');
+    const work = workPrefixFor(out('hard-one'), h.workflowId);
+    assert.deepEqual(await storeFor(work).list(work), [], 'work prefix cleared');
     const res = await runCli(['results', h.workflowId], { MERGEFLOW_TASK_QUEUE: queue });
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /^variant +FW-Hard, layer-wise oracle, 3 iterations$/m);
@@ -178,6 +181,8 @@ test(
     assert.equal(r.output.sha256, hardOneSha, 'the same model bytes as the 1-worker run');
     const last = await client.workflow.getHandle(h.workflowId).describe();
     assert.notEqual(last.runId, firstRun, 'the run continued as new');
+    // the last run still names its work prefix (resume and gc find the work by it)
+    assert.equal(last.memo?.workPrefix, workPrefixFor(out('hard-three'), h.workflowId));
     const p = await client.workflow.getHandle(h.workflowId).query<FwProgress>('progress');
     assert.equal(p.phase, 'completed');
     assert.equal(p.objective?.length, HARD.iterations);
@@ -221,7 +226,7 @@ test('FW-Soft with the worker running its update SIGKILLed: θT bit-identical', 
 
 test('cancel keeps the last θt in the work prefix and publishes nothing', { timeout: 300_000 }, async () => {
   const h = await start('cancel', { ...SOFT, iterations: 50, adamerging_steps: 200 });
-  const theta1 = `${out('cancel')}/.mergeflow-work/${h.workflowId}/theta/iter-00001.safetensors`;
+  const theta1 = thetaKey({ workPrefix: workPrefixFor(out('cancel'), h.workflowId) }, 1);
   await waitFor(async () => (await storeFor(theta1).stat(theta1)) !== null, 180_000, 'θ1');
   const c = await runCli(['cancel', h.workflowId], { MERGEFLOW_TASK_QUEUE: queue });
   assert.equal(c.code, 0, c.stderr);

@@ -4,7 +4,10 @@
  * one iteration, then continues as new; run 1 runs the last iteration, writes, evaluates and publishes) must
  * replay against today's workflow code. Re-record with
  *   MERGEFLOW_RECORD_FW_HISTORIES=test/fixtures/histories node --test dist/test/frank-wolfe-flow.test.js
- * (it writes the first and the last run of its continue-as-new test; keep them as -0 and -1).
+ * (it writes the first and the last run of its continue-as-new test; keep them as -0 and -1). The histories of
+ * a run with resume support (patch 'fw-resume-ledger': run record, memo, ledger) terminated after an iteration
+ * and of its resumed run come from
+ *   MERGEFLOW_RECORD_FW_HISTORIES=test/fixtures/histories node --test dist/test/frank-wolfe-resume.test.js
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,3 +54,23 @@ test('an incompatible change of the Frank-Wolfe workflow fails the replay', { ti
     DeterminismViolationError,
   );
 });
+
+test(
+  'a stopped run with resume support and its resumed run replay against the current code',
+  { timeout: 120_000 },
+  async () => {
+    const stopped = historyFromFixture(fs.readFileSync(path.join(DIR, 'frank-wolfe-stopped.json'), 'utf8'));
+    const resumed = historyFromFixture(fs.readFileSync(path.join(DIR, 'frank-wolfe-resumed.json'), 'utf8'));
+    const scheduled = (h: typeof stopped) =>
+      (h.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    // what they claim: the first records its run and was terminated; the second opened the ledger, redid no start
+    assert.ok(scheduled(stopped).includes('recordFwRun'));
+    assert.ok(stopped.events?.some((e) => e.workflowExecutionTerminatedEventAttributes));
+    assert.ok(scheduled(resumed).includes('openFwResume'));
+    assert.ok(!scheduled(resumed).includes('fwCopyStart'));
+    assert.ok(resumed.events?.some((e) => e.workflowExecutionCompletedEventAttributes));
+    const workflowsPath = require.resolve('../workflows');
+    await Worker.runReplayHistory({ workflowsPath }, stopped, workflowIdOf(stopped));
+    await Worker.runReplayHistory({ workflowsPath }, resumed, 'fw-resumed');
+  },
+);

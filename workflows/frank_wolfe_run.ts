@@ -7,16 +7,23 @@
  * last iteration the model, its evaluation when the data carry labels, and the outputs. Every θt stays in the
  * work prefix until publication: the snapshots a cancel leaves behind. The workflow continues as new every
  * `iterationsPerRun` iterations (or when the server suggests it), carrying URIs, picks and the objective.
+ *
+ * Resume (`mergeflow resume`): the run records its plan and pins its inputs (run.json) once planned; θ0, each
+ * gradient and each completed iteration (its θt+1 and record) go to the ledger of its work prefix, which lies
+ * beside the output folder. A resumed run (input.resume) reads them back and carries on after the last completed
+ * iteration, reusing the gradients already written for the next one.
  */
 import {
   CancellationScope,
   ContinueAsNew,
-  continueAsNew,
   defineQuery,
   executeChild,
   isCancellation,
+  makeContinueAsNewFunc,
+  patched,
   proxyActivities,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -25,7 +32,10 @@ import type { MergeResult, MergeRunInput } from '../core/pipeline/run_types';
 import type {
   FwCandidate,
   FwCarried,
+  FwGradientResult,
+  FwIterationDraft,
   FwIterationRecord,
+  FwPlan,
   FwProgress,
   FwResult,
   FwRunInput,
@@ -58,31 +68,57 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
     objective: input.carried?.records.map((r) => r.objective),
   };
   setHandler(fwProgressQuery, () => progress);
+  // runs started before resume support have no run record or memo: replay them as they ran
+  const resumable = patched('fw-resume-ledger');
   upsertSearchAttributes([
     { key: MergeStatus, value: 'running' },
     { key: MergeMethod, value: cfg.method },
   ]);
 
   let c: FwCarried | undefined = input.carried;
+  /** A resumed run's gradients of its first iteration, already written by the run it resumes. */
+  let reusedGradients: (FwGradientResult | null)[] = [];
   try {
     if (!c) {
       const t0 = Date.now();
-      const plan = await quick.fwPlan(cfg, runId);
+      const opened = input.resume ? await quick.openFwResume(input.resume) : undefined;
+      let plan: FwPlan;
+      if (opened?.plan) plan = { ...opened.plan, runId };
+      else plan = await quick.fwPlan(cfg, runId, input.resume?.workPrefix);
+      if (resumable) {
+        // before any work: where it goes (for `resume` and `gc`, even if the run is stopped at once)
+        upsertMemo({ workPrefix: plan.workPrefix, ...(input.resume ? { resumedFrom: input.resume.from } : {}) });
+        if (!opened?.plan) await quick.recordFwRun(plan, cfg);
+      }
+      const found = opened?.found;
       const timings: Record<string, number> = { validate: (Date.now() - t0) / 1000 };
       progress.phase = 'starting';
       const t1 = Date.now();
-      let from = plan.start === 'pretrained' ? plan.pretrained : plan.start;
-      if (plan.startMerge) {
-        const start = await executeChild('dataFreeMerge', {
-          workflowId: `${runId}-start`,
-          args: [{ config: plan.startMerge, heartbeatTimeoutSeconds: hb } satisfies MergeRunInput],
-        });
-        from = (start as MergeResult).output.uri;
+      let startUri = found?.startUri;
+      if (!startUri) {
+        let from = plan.start === 'pretrained' ? plan.pretrained : plan.start;
+        if (plan.startMerge) {
+          const start = await executeChild('dataFreeMerge', {
+            workflowId: `${runId}-start`,
+            args: [{ config: plan.startMerge, heartbeatTimeoutSeconds: hb } satisfies MergeRunInput],
+          });
+          from = (start as MergeResult).output.uri;
+        }
+        startUri = await quick.fwCopyStart(plan, from);
       }
-      const theta = await quick.fwCopyStart(plan, from);
       timings.start = (Date.now() - t1) / 1000;
-      c = { plan, iteration: 0, theta, startUri: theta, records: [], timings, startedAt: t0 };
-      progress.thetaUri = theta;
+      const records = found?.records ?? [];
+      const theta = found?.theta ?? startUri;
+      c = { plan, iteration: records.length, theta, startUri, records, timings, startedAt: t0 };
+      if (input.resume) {
+        reusedGradients = found?.gradients ?? [];
+        c.reused = {
+          start: found?.startUri ? 1 : 0,
+          iterations: records.length,
+          gradients: reusedGradients.filter((g) => g !== null).length,
+        };
+      }
+      Object.assign(progress, { done: c.iteration, thetaUri: theta, objective: records.map((r) => r.objective) });
     }
     const { plan } = c;
     const p = plan.params;
@@ -91,15 +127,21 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
     const targets = plan.targets.map((t) => t.name);
     let here = 0;
     while (c.iteration < T) {
-      if (here >= iterationsPerRun || workflowInfo().continueAsNewSuggested)
-        return await continueAsNew<typeof frankWolfeRun>({ ...input, carried: c });
+      if (here >= iterationsPerRun || workflowInfo().continueAsNewSuggested) {
+        // the server does not carry the memo over: the next run keeps the work prefix (resume, gc) by passing it
+        const next = makeContinueAsNewFunc<typeof frankWolfeRun>({ memo: workflowInfo().memo });
+        return await next({ ...input, carried: c });
+      }
       const t: number = c.iteration;
       const tIter = Date.now();
       progress.phase = `iteration ${t}: gradients`;
       const tGrad = Date.now();
       const grads = await Promise.all(
-        plan.targets.map((_, j) => long.fwGradient({ plan, iteration: t, theta: c!.theta, target: j })),
+        plan.targets.map(
+          (_, j) => reusedGradients[j] ?? long.fwGradient({ plan, iteration: t, theta: c!.theta, target: j }),
+        ),
       );
+      reusedGradients = [];
       const gradWall = (Date.now() - tGrad) / 1000;
       progress.phase = `iteration ${t}: oracle`;
       const tOracle = Date.now();
@@ -124,25 +166,39 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
           shards.map((s) => s.scores),
         ),
       );
-      progress.phase = `iteration ${t}: update`;
-      const tUpdate = Date.now();
-      const up: FwUpdateResult = await long.fwUpdate({ plan, iteration: t, theta: c.theta, candidates, picks });
-      const updateWall = (Date.now() - tUpdate) / 1000;
       const lossPerTarget = grads.map((g) => g.loss);
-      const rec: FwIterationRecord = {
+      const draft: FwIterationDraft = {
         iteration: t,
         lossPerTarget,
         objective: lossPerTarget.reduce((a, b) => a + b, 0),
         picks: record,
-        ...(p.variant === 'hard'
-          ? { a: hardCoefficient(t, p.step_size, p.scaling) }
-          : { softLastLoss: up.softLastLoss }),
+        ...(p.variant === 'hard' ? { a: hardCoefficient(t, p.step_size, p.scaling) } : {}),
+        seconds: {
+          gradient: gradWall,
+          oracle: oracleWall,
+          activities: [...grads, ...shards].reduce((a, x) => a + x.seconds, 0),
+        },
+      };
+      progress.phase = `iteration ${t}: update`;
+      const tUpdate = Date.now();
+      const up: FwUpdateResult = await long.fwUpdate({
+        plan,
+        iteration: t,
+        theta: c.theta,
+        candidates,
+        picks,
+        commit: draft,
+      });
+      const updateWall = (Date.now() - tUpdate) / 1000;
+      const rec: FwIterationRecord = {
+        ...draft,
+        ...(p.variant === 'hard' ? {} : { softLastLoss: up.softLastLoss }),
         seconds: {
           gradient: gradWall,
           oracle: oracleWall,
           update: updateWall,
           wall: (Date.now() - tIter) / 1000,
-          activities: [...grads, ...shards, up].reduce((a, x) => a + x.seconds, 0),
+          activities: draft.seconds.activities + up.seconds,
         },
       };
       c = { ...c, iteration: t + 1, theta: up.theta, records: [...c.records, rec] };
@@ -215,6 +271,7 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
       selectionPng: pub.selectionPng,
       accuracy,
       split,
+      ...(input.resume ? { resumedFrom: input.resume.from, reused: c.reused } : {}),
     };
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;

@@ -13,7 +13,7 @@ import { connectClient } from '../client';
 import { printJson } from '../format';
 
 /** Workflow types whose runs keep work under a work prefix named in their memo (add new resumable types here). */
-export const RUN_TYPES = ['dataFreeMerge', 'adaMergingRun'];
+export const RUN_TYPES = ['dataFreeMerge', 'adaMergingRun', 'frankWolfeRun'];
 
 function durationArg(v: string): number {
   let ms: number;

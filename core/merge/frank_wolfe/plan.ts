@@ -9,15 +9,20 @@ import { openDataset } from '../../data/dataset';
 import { clipVisionParamShapes, describeConfig } from '../../models/clip_vit';
 import { readClipVisionConfig } from '../../models/clip_vit_load';
 import { Checkpoint, numel } from '../../safetensors';
-import { joinUri, normalizeUri } from '../../store/uri';
+import { normalizeUri } from '../../store/uri';
 import { splitShards } from '../../pipeline/plan';
 import { resolveStart } from './params';
 import { checkPool, discoverPool } from './pool';
 import type { FwPlan, FwTargetRef } from './run_types';
 import { startFolder } from './run_types';
+import { workPrefixFor } from '../../resume/work';
 import { about, bad, folderOf } from '../plan_checks';
 
-export async function planFrankWolfe(config: FrankWolfeConfig, runId: string): Promise<FwPlan> {
+/**
+ * `workPrefix` defaults to the run's own (beside the output folder, core/resume/work.ts); a resumed run that has
+ * to plan again passes the first run's, so its work lands where `resume` and `gc` look for it.
+ */
+export async function planFrankWolfe(config: FrankWolfeConfig, runId: string, workPrefix?: string): Promise<FwPlan> {
   const parsed = mergeConfigSchema.parse(config);
   if (parsed.method !== 'frank_wolfe') bad(`planFrankWolfe: method is '${parsed.method}', not frank_wolfe`);
   const cfg = parsed;
@@ -78,14 +83,14 @@ export async function planFrankWolfe(config: FrankWolfeConfig, runId: string): P
   }
 
   const start = resolveStart(p);
-  const workPrefix = joinUri(output, '.mergeflow-work', runId) + '/';
+  const work = workPrefix ?? workPrefixFor(output, runId);
   let startMerge: MergeConfig | undefined;
   if (start === 'ta' || start === 'ties')
     startMerge = mergeConfigSchema.parse({
       method: start === 'ta' ? 'task_arithmetic' : 'ties',
       base: pretrained,
       models: pool.map((m) => ({ name: m.name, checkpoint: m.uri })),
-      output: startFolder({ workPrefix }),
+      output: startFolder({ workPrefix: work }),
       dtype: 'F32',
       shards: cfg.shards,
       parameters: start === 'ta' ? { scaling: p.scaling } : { scaling: p.scaling, keep: p.keep },
@@ -110,7 +115,7 @@ export async function planFrankWolfe(config: FrankWolfeConfig, runId: string): P
     mergedElements: infos.reduce((a, t) => a + numel(t.shape), 0),
     output,
     dtype: cfg.dtype,
-    workPrefix,
+    workPrefix: work,
     startMerge,
     warnings,
   };

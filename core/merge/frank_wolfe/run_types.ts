@@ -6,6 +6,7 @@
 import type { FrankWolfeConfig } from '../../config/schema';
 import type { MergeConfig } from '../../config/schema';
 import type { RunResultBase } from '../../pipeline/run_types';
+import type { ResumeInput } from '../adamerging/run_types';
 import type { FrankWolfeParams } from './params';
 
 export interface FwCandidate {
@@ -106,7 +107,14 @@ export interface FwUpdateInput {
   theta: string;
   candidates: FwCandidate[];
   picks: FwPick[];
+  /** The iteration so far: once θt+1 is written, the update commits it to the ledger with it (resume). */
+  commit?: FwIterationDraft;
 }
+
+/** An iteration's record before its update ran (what the update step commits with θt+1). */
+export type FwIterationDraft = Omit<FwIterationRecord, 'softLastLoss' | 'seconds'> & {
+  seconds: { gradient: number; oracle: number; activities: number };
+};
 
 export interface FwUpdateResult {
   theta: string;
@@ -156,6 +164,8 @@ export interface FwCarried {
   records: FwIterationRecord[];
   timings: Record<string, number>;
   startedAt: number;
+  /** A resumed run: what it took over from the run it resumes (start, iterations, gradients). */
+  reused?: Record<string, number>;
 }
 
 export interface FwRunInput {
@@ -164,6 +174,8 @@ export interface FwRunInput {
   /** Continue as new after this many iterations (default 10; the server may suggest it earlier). */
   iterationsPerRun?: number;
   carried?: FwCarried;
+  /** Set by `mergeflow resume`: carry on from the committed work of an earlier run. */
+  resume?: ResumeInput;
 }
 
 export interface FwResult extends RunResultBase {

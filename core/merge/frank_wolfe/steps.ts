@@ -15,6 +15,7 @@ import { readClipVisionConfig } from '../../models/clip_vit_load';
 import { ClassificationHead, disposeHead, loadHead } from '../../models/head';
 import { Checkpoint, fromFloat32, writeSafetensors } from '../../safetensors';
 import { Committed, putObject } from '../../store';
+import { recordCommitted } from '../../resume/ledger';
 import { hardCoefficient, hardUpdate } from './fw_hard';
 import { learnSoftStepSizes, softInit, softLayout, softTaskVectors, softUpdate } from './fw_soft';
 import { readBatches, proxyRows, softRows, toParams } from './local_run';
@@ -24,6 +25,7 @@ import { accumulateCandidate, accumulateGrad, emptyScores, OracleScores } from '
 import type {
   FwGradientInput,
   FwGradientResult,
+  FwIterationRecord,
   FwOracleInput,
   FwOracleResult,
   FwPick,
@@ -33,6 +35,7 @@ import type {
   FwUpdateResult,
 } from './run_types';
 import { gradKey, softLossesKey, thetaKey } from './run_types';
+import { fwKeys } from './resume';
 
 /** Rows per forward pass of the objective (the sum does not depend on it), as local_run's default. */
 const ROWS_PER_FORWARD = 16;
@@ -103,12 +106,31 @@ export async function gradientStep(input: FwGradientInput): Promise<FwGradientRe
     disposeHead(head);
   }
   const uri = gradKey(plan, iteration, target.name);
-  await writeF32(uri, plan, shapes, g.grad, {
+  const written = await writeF32(uri, plan, shapes, g.grad, {
     iteration: String(iteration),
     target: target.name,
     loss: String(g.loss),
   });
-  return { uri, loss: g.loss, seconds: (performance.now() - t0) / 1000 };
+  const seconds = (performance.now() - t0) / 1000;
+  await recordCommitted(plan.workPrefix, fwKeys.gradient(iteration, j), { loss: g.loss, seconds }, written);
+  return { uri, loss: g.loss, seconds };
+}
+
+/** Once θt+1 is written: the iteration's record into the ledger (a resumed run carries on after it). */
+async function commitIteration(
+  input: FwUpdateInput,
+  theta: Committed,
+  seconds: number,
+  softLastLoss?: number,
+): Promise<void> {
+  if (!input.commit) return;
+  const { gradient, oracle, activities } = input.commit.seconds;
+  const record: FwIterationRecord = {
+    ...input.commit,
+    ...(softLastLoss === undefined ? {} : { softLastLoss }),
+    seconds: { gradient, oracle, update: seconds, wall: gradient + oracle + seconds, activities: activities + seconds },
+  };
+  await recordCommitted(input.plan.workPrefix, fwKeys.iteration(input.iteration), record, theta);
 }
 
 function scoresJson(s: OracleScores): FwScoresJson {
@@ -196,8 +218,10 @@ export async function hardUpdateStep(input: FwUpdateInput): Promise<FwUpdateResu
   const a = hardCoefficient(iteration, p.step_size, p.scaling);
   const next = hardUpdate(theta, target, plan.tensors, { localMerge: p.local_merge, a, keep: p.keep });
   const uri = thetaKey(plan, iteration + 1);
-  await writeF32(uri, plan, shapes, next, { iteration: String(iteration + 1), a: String(a) });
-  return { theta: uri, seconds: (performance.now() - t0) / 1000 };
+  const written = await writeF32(uri, plan, shapes, next, { iteration: String(iteration + 1), a: String(a) });
+  const seconds = (performance.now() - t0) / 1000;
+  await commitIteration(input, written, seconds);
+  return { theta: uri, seconds };
 }
 
 /**
@@ -268,13 +292,11 @@ export async function softUpdateStep(input: FwUpdateInput, hooks: StepHooks = {}
     Buffer.from(JSON.stringify({ selected: names, losses: learned.losses, lambda: Array.from(learned.lambda) }) + '\n'),
   );
   const uri = thetaKey(plan, t + 1);
-  await writeF32(uri, plan, shapes, next, { iteration: String(t + 1) });
-  return {
-    theta: uri,
-    seconds: (performance.now() - t0) / 1000,
-    softLosses,
-    softLastLoss: learned.losses[learned.losses.length - 1],
-  };
+  const written = await writeF32(uri, plan, shapes, next, { iteration: String(t + 1) });
+  const seconds = (performance.now() - t0) / 1000;
+  const softLastLoss = learned.losses[learned.losses.length - 1];
+  await commitIteration(input, written, seconds, softLastLoss);
+  return { theta: uri, seconds, softLosses, softLastLoss };
 }
 
 /** θ0 when the start is the pretrained model or a saved merge: its merged tensors as float32, in the work prefix. */
@@ -282,6 +304,7 @@ export async function copyStart(plan: FwPlan, from: string): Promise<string> {
   const { shapes } = await shapesOf(plan);
   const values = await readTheta(from, plan.tensors);
   const uri = thetaKey(plan, 0);
-  await writeF32(uri, plan, shapes, values, { iteration: '0', from });
+  const written = await writeF32(uri, plan, shapes, values, { iteration: '0', from });
+  await recordCommitted(plan.workPrefix, fwKeys.start(), { from }, written);
   return uri;
 }
