@@ -11,3 +11,4 @@ export * from './run_types';
 export * from './driver';
 export * from './steps';
 export * from './local';
+export * from './output_shards';

@@ -1,9 +1,10 @@
 /** Assemble the output from the shard parts, write the manifest beside it, then clear the work prefix. */
-import { Checkpoint, buildHeader, SafetensorsError } from '../safetensors';
+import { Checkpoint, buildHeader, SafetensorsError, TensorSpec } from '../safetensors';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { Committed, joinUri, putObject, readJson, storeFor, basenameUri, filePath, sha256Of } from '../store';
 import { MergePlan, outputDType } from './plan';
+import { INDEX_FILE, indexJson, isShardFileName, OutputFilePlan, shardsOf, SINGLE_FILE } from './output_shards';
 import { Progress } from './inputs';
 import { VERSION } from '../version';
 
@@ -13,6 +14,16 @@ export interface FileHash {
   sha256: string;
 }
 
+/** Where each byte range of a composed file came from: the header, then the shard parts, with their sha256. */
+export interface PartRange {
+  offset: number;
+  bytes: number;
+  sha256: string;
+}
+
+/** One published weights file: its digest is over its parts (see partsDigest). */
+export type ComposedFile = FileHash & { digest: 'sha256-parts'; parts: PartRange[] };
+
 export interface Manifest {
   mergeflow: string;
   runId: string;
@@ -20,7 +31,15 @@ export interface Manifest {
   parameters: Record<string, unknown>;
   dtype: string;
   inputs: { base: FileHash[]; models: Record<string, FileHash[]> };
-  output: FileHash & { digest?: 'sha256-parts'; parts?: { offset: number; bytes: number; sha256: string }[] };
+  /**
+   * One file: its parts digest and parts. Sharded: the index's URI, the bytes of all files, a digest over
+   * the files (filesDigest), and each file (the shards' parts digests, then the index's plain sha256).
+   */
+  output: FileHash & {
+    digest?: 'sha256-parts' | 'sha256-files';
+    parts?: PartRange[];
+    files?: (ComposedFile | FileHash)[];
+  };
   files: string[];
   config?: unknown;
   createdAt: string;
@@ -38,6 +57,13 @@ export function partsDigest(header: Uint8Array, parts: readonly { bytes: number;
   return h.digest('hex');
 }
 
+/** A sharded output's digest: sha256 over each file's name, digest and size, in order (the index last). */
+export function filesDigest(files: readonly FileHash[]): string {
+  const h = createHash('sha256').update('mergeflow sha256-files v1\n');
+  for (const f of files) h.update(`${basenameUri(f.uri)} ${f.sha256} ${f.bytes}\n`);
+  return h.digest('hex');
+}
+
 /** The manifest of this run, when a publish already committed it (a retried publish then has nothing to redo). */
 async function alreadyPublished(plan: MergePlan): Promise<Manifest | undefined> {
   const store = storeFor(plan.manifestUri);
@@ -45,8 +71,109 @@ async function alreadyPublished(plan: MergePlan): Promise<Manifest | undefined> 
   const m = (await readJson(plan.manifestUri, () => new Error('unreadable')).catch(() => undefined)) as
     Manifest | undefined;
   if (m?.runId !== plan.runId) return undefined;
-  const out = await storeFor(m.output.uri).stat(m.output.uri);
-  return out?.size === m.output.bytes ? m : undefined;
+  for (const f of m.output.files ?? [m.output]) {
+    const st = await storeFor(f.uri).stat(f.uri);
+    if (st?.size !== f.bytes) return undefined;
+  }
+  return m;
+}
+
+const plain = (f: FileHash): Committed => ({ uri: f.uri, bytes: f.bytes, sha256: f.sha256 });
+
+/** Header + the parts as one object, composed by the store (S3: server-side copies), never read back here. */
+async function composeFile(
+  uri: string,
+  specs: TensorSpec[],
+  method: string,
+  parts: readonly Committed[],
+  progress?: (done: number, total: number) => void | Promise<void>,
+): Promise<ComposedFile> {
+  const { bytes: header, tensors } = buildHeader(specs, { format: 'pt', mergeflow_method: method });
+  const dataBytes = tensors.length ? tensors[tensors.length - 1].end : 0;
+  const partBytes = parts.reduce((a, p) => a + p.bytes, 0);
+  if (partBytes !== dataBytes) {
+    throw new SafetensorsError(`${uri}: shard parts hold ${partBytes} bytes, the header describes ${dataBytes}`);
+  }
+  const bytes = await storeFor(uri).compose(
+    uri,
+    header,
+    parts.map((p) => ({ uri: p.uri, offset: 0, length: p.bytes })),
+    { progress },
+  );
+  let offset = header.byteLength;
+  return {
+    uri,
+    bytes,
+    sha256: partsDigest(header, parts),
+    digest: 'sha256-parts',
+    parts: [
+      { offset: 0, bytes: header.byteLength, sha256: createHash('sha256').update(header).digest('hex') },
+      ...parts.map((p) => {
+        const r = { offset, bytes: p.bytes, sha256: p.sha256 };
+        offset += p.bytes;
+        return r;
+      }),
+    ],
+  };
+}
+
+/** The shard files (whole parts each), then the index: readers find a checkpoint only once the index is there. */
+async function composeSharded(
+  plan: MergePlan,
+  files: readonly OutputFilePlan[],
+  specs: TensorSpec[],
+  parts: readonly Committed[],
+  progress?: Progress,
+): Promise<Manifest['output']> {
+  const folder = plan.outputFolder!;
+  const total = files.reduce((a, f) => a + f.bytes, 0);
+  let before = 0;
+  const written: (ComposedFile | FileHash)[] = [];
+  for (const f of files) {
+    const own = shardsOf(f, plan.shards).map((i) => parts[i]);
+    const at = before;
+    written.push(
+      await composeFile(joinUri(folder, f.name), specs.slice(f.first, f.first + f.count), plan.method, own, (n) =>
+        progress?.(Math.min(total, at + n), total, f.name),
+      ),
+    );
+    before += f.bytes;
+  }
+  const names = specs.map((s) => s.name);
+  written.push(await putObject(plan.outputFile, Buffer.from(indexJson(files, names))));
+  return {
+    uri: plan.outputFile,
+    bytes: written.reduce((a, f) => a + f.bytes, 0),
+    sha256: filesDigest(written),
+    digest: 'sha256-files',
+    files: written,
+  };
+}
+
+/**
+ * A folder holds one layout at a time: after a single model.safetensors is committed, an index (and shard
+ * files) left by an earlier sharded output there are removed, and after a sharded output's index, an earlier
+ * model.safetensors and shard files of another count. Only mergeflow's own file names are touched.
+ */
+async function removeOtherLayout(plan: MergePlan): Promise<void> {
+  const folder = plan.outputFolder;
+  if (!folder) return;
+  const store = storeFor(folder);
+  const keep = new Set(plan.outputFiles?.map((f) => f.name) ?? []);
+  const stale = plan.outputFiles ? joinUri(folder, SINGLE_FILE) : joinUri(folder, INDEX_FILE);
+  if (!plan.outputFiles && !(await store.stat(stale))) return;
+  await store.delete(stale);
+  for (const uri of await store.list(joinUri(folder, '/'))) {
+    const name = basenameUri(uri);
+    if (uri === joinUri(folder, name) && isShardFileName(name) && !keep.has(name)) await store.delete(uri);
+  }
+}
+
+export interface PublishedMerge {
+  output: Committed;
+  manifestUri: string;
+  /** A sharded output's files (shards, then the index). */
+  files?: Committed[];
 }
 
 export async function publishMerge(
@@ -55,41 +182,25 @@ export async function publishMerge(
   inputHashes: { base: FileHash[]; models: Record<string, FileHash[]> },
   config: unknown,
   progress?: Progress,
-): Promise<{ output: Committed; manifestUri: string }> {
+): Promise<PublishedMerge> {
   const done = await alreadyPublished(plan);
   if (done) {
     await clearWork(plan, progress);
-    return {
-      output: { uri: done.output.uri, bytes: done.output.bytes, sha256: done.output.sha256 },
-      manifestUri: plan.manifestUri,
-    };
+    return result(done.output, plan.manifestUri);
   }
   const base = await Checkpoint.open(plan.base.uri, plan.base.versions);
   const specs = base.tensors.map((t) => ({ name: t.name, dtype: outputDType(t, plan.dtype), shape: t.shape }));
-  const { bytes: header, tensors } = buildHeader(specs, { format: 'pt', mergeflow_method: plan.method });
-  const dataBytes = tensors.length ? tensors[tensors.length - 1].end : 0;
-  const partBytes = parts.reduce((a, p) => a + p.bytes, 0);
-  if (partBytes !== dataBytes) {
-    throw new SafetensorsError(
-      `${plan.outputFile}: shard parts hold ${partBytes} bytes, the header describes ${dataBytes}`,
-    );
-  }
-  // the parts are placed by the store (S3: server-side copies), never read back through this process
-  const bytes = await storeFor(plan.outputFile).compose(
-    plan.outputFile,
-    header,
-    parts.map((p) => ({ uri: p.uri, offset: 0, length: p.bytes })),
-    { progress },
-  );
-  const output: Committed = { uri: plan.outputFile, bytes, sha256: partsDigest(header, parts) };
-  const files = [basenameUri(plan.outputFile)];
+  const output: Manifest['output'] = plan.outputFiles
+    ? await composeSharded(plan, plan.outputFiles, specs, parts, progress)
+    : await composeFile(plan.outputFile, specs, plan.method, parts, progress);
+  await removeOtherLayout(plan);
+  const files = (output.files ?? [output]).map((f) => basenameUri(f.uri));
   for (const side of plan.copyFromBase) {
     const st = await storeFor(side).stat(side);
     if (!st) continue;
     await putObject(joinUri(plan.outputFolder!, basenameUri(side)), await storeFor(side).readAll(side));
     files.push(basenameUri(side));
   }
-  let offset = header.byteLength;
   const manifest: Manifest = {
     mergeflow: VERSION,
     runId: plan.runId,
@@ -97,20 +208,7 @@ export async function publishMerge(
     parameters: plan.params,
     dtype: plan.dtype,
     inputs: inputHashes,
-    output: {
-      uri: output.uri,
-      bytes: output.bytes,
-      sha256: output.sha256,
-      digest: 'sha256-parts',
-      parts: [
-        { offset: 0, bytes: header.byteLength, sha256: createHash('sha256').update(header).digest('hex') },
-        ...parts.map((p) => {
-          const r = { offset, bytes: p.bytes, sha256: p.sha256 };
-          offset += p.bytes;
-          return r;
-        }),
-      ],
-    },
+    output,
     files,
     config,
     createdAt: new Date().toISOString(),
@@ -118,7 +216,11 @@ export async function publishMerge(
   // the manifest is the commit point: once it is there, a retried publish only clears the work prefix
   await putObject(plan.manifestUri, Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
   await clearWork(plan, progress);
-  return { output, manifestUri: plan.manifestUri };
+  return result(output, plan.manifestUri);
+}
+
+function result(output: Manifest['output'], manifestUri: string): PublishedMerge {
+  return { output: plain(output), manifestUri, ...(output.files ? { files: output.files.map(plain) } : {}) };
 }
 
 /** Delete the run's work prefix, and any upload a killed writer left unfinished under it. */
