@@ -191,6 +191,24 @@ test('file: a Task Arithmetic merge with a small max_shard_size gives M files + 
   );
 });
 
+test('file: TIES, whose passes run over the re-cut shards, gives the same tensors sharded as in one file', async () => {
+  const root = fileUri(tmpDir('sharded-ties'));
+  const ck = await writeSyntheticCheckpoints(joinUri(root, 'in'), { seed: 8, models: 3, dim: 64, layers: 3 });
+  const cfg = (output: string, over: Record<string, unknown> = {}) =>
+    mergeConfigSchema.parse({
+      method: 'ties',
+      base: ck.base,
+      models: ck.models,
+      parameters: { keep: 0.3 },
+      output,
+      ...over,
+    });
+  const single = await runLocalMerge(cfg(joinUri(root, 'single')), uniq('ties'));
+  const sharded = await runLocalMerge(cfg(joinUri(root, 'sharded'), { max_shard_size: LIMIT }), uniq('ties'));
+  assert.deepEqual(sharded.global, single.global, 'the same thresholds and majority sign');
+  await checkSharded(joinUri(root, 'sharded'), single.output.uri, sharded.manifestUri);
+});
+
 test('s3: the same merge through Temporal gives the same tensors as shard files + index; results lists the files', async () => {
   const root = s3Prefix('sharded');
   const dir = tmpDir('sharded-s3');
