@@ -3,6 +3,7 @@ import { Checkpoint, buildHeader, SafetensorsError, TensorSpec } from '../safete
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { Committed, joinUri, putObject, readJson, storeFor, basenameUri, filePath, sha256Of } from '../store';
+import { pool } from '../store/s3_parts';
 import { MergePlan, outputDType } from './plan';
 import { INDEX_FILE, indexJson, isShardFileName, OutputFilePlan, shardsOf, SINGLE_FILE } from './output_shards';
 import { Progress } from './inputs';
@@ -117,6 +118,9 @@ async function composeFile(
   };
 }
 
+/** Shard files composed at once (each is itself a multipart upload of a few parts at a time on S3). */
+const FILES_AT_ONCE = 4;
+
 /** The shard files (whole parts each), then the index: readers find a checkpoint only once the index is there. */
 async function composeSharded(
   plan: MergePlan,
@@ -126,19 +130,22 @@ async function composeSharded(
   progress?: Progress,
 ): Promise<Manifest['output']> {
   const folder = plan.outputFolder!;
-  const total = files.reduce((a, f) => a + f.bytes, 0);
-  let before = 0;
-  const written: (ComposedFile | FileHash)[] = [];
-  for (const f of files) {
-    const own = shardsOf(f, plan.shards).map((i) => parts[i]);
-    const at = before;
-    written.push(
-      await composeFile(joinUri(folder, f.name), specs.slice(f.first, f.first + f.count), plan.method, own, (n) =>
-        progress?.(Math.min(total, at + n), total, f.name),
-      ),
-    );
-    before += f.bytes;
-  }
+  const placed = files.map(() => 0);
+  let total = files.reduce((a, f) => a + f.bytes, 0);
+  const written: (ComposedFile | FileHash)[] = await pool(files, FILES_AT_ONCE, (f, i) => {
+    const own = shardsOf(f, plan.shards).map((s) => parts[s]);
+    const tensors = specs.slice(f.first, f.first + f.count);
+    return composeFile(joinUri(folder, f.name), tensors, plan.method, own, (done, size) => {
+      // a file's size includes its header: the total grows by each header as its file starts
+      if (placed[i] === 0) total += size - f.bytes;
+      placed[i] = done;
+      return progress?.(
+        placed.reduce((a, b) => a + b, 0),
+        total,
+        f.name,
+      );
+    });
+  });
   const names = specs.map((s) => s.name);
   written.push(await putObject(plan.outputFile, Buffer.from(indexJson(files, names))));
   return {
