@@ -306,6 +306,44 @@ test('file: a folder holds one layout: sharded over single removes model.safeten
   assert.deepEqual(await tensorsOf(out), single);
 });
 
+test('file: a publish interrupted over an earlier output of the same file count leaves no index naming a mix of old and new files', async () => {
+  const root = fileUri(tmpDir('reshard-mix'));
+  const ck = await writeSyntheticCheckpoints(joinUri(root, 'in'), { seed: 9, models: 2, dim: 32, layers: 2 });
+  const out = joinUri(root, 'out');
+  const cfg = (method: string, output: string, over: Record<string, unknown> = {}) =>
+    mergeConfigSchema.parse({ method, base: ck.base, models: ck.models, output, ...over });
+  await runLocalMerge(cfg('weight_average', out, { max_shard_size: '4KB' }), uniq('old'));
+  const before = await namesIn(out);
+  // a different merge into the same folder, same limit: the same file names
+  const config = cfg('task_arithmetic', out, { max_shard_size: '4KB' });
+  const steps = coreSteps();
+  const plan = await planMerge(config, uniq('new'));
+  assert.deepEqual(
+    plan.outputFiles!.map((f) => f.name),
+    before.filter((n) => n.startsWith('model-')).sort(),
+  );
+  const coefficients = await steps.writeCoefficients(plan, {});
+  const parts: ShardPart[] = [];
+  for (const s of plan.shards) parts.push(await steps.mergeShard(plan, s.index, {}, coefficients));
+  const store = storeFor(out);
+  const compose = store.compose;
+  let calls = 0;
+  store.compose = async (...args) => {
+    if (++calls === 2) throw new Error('test: the worker died here');
+    return compose.apply(store, args);
+  };
+  try {
+    await assert.rejects(steps.publishMerge(plan, parts, config), /the worker died here/);
+  } finally {
+    store.compose = compose;
+  }
+  assert.ok(!(await namesIn(out)).includes(INDEX_FILE), 'the old index is gone before any file is rewritten');
+  await assert.rejects(Checkpoint.open(out), /not a checkpoint/);
+  await steps.publishMerge(plan, parts, config);
+  const single = await runLocalMerge(cfg('task_arithmetic', joinUri(root, 'single')), uniq('single'));
+  assert.deepEqual(await tensorsOf(out), await tensorsOf(single.output.uri), 'the retry publishes the new merge');
+});
+
 test('mergeflow predict reads a sharded folder: the same embeddings and logits as from the single file', async () => {
   const dir = tmpDir('shard-predict');
   const ada = await writeAdaFixture(fileUri(path.join(dir, 'ada')));

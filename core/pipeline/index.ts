@@ -12,3 +12,5 @@ export * from './driver';
 export * from './steps';
 export * from './local';
 export * from './output_shards';
+export * from './compose_file';
+export * from './publish_sharded';
