@@ -278,33 +278,35 @@ for (const kind of ['file', 's3'] as const) {
   });
 }
 
-test('file: a folder holds one layout: sharded over single removes model.safetensors, single over sharded the index and shards', async () => {
-  const root = fileUri(tmpDir('relayout'));
-  const ck = await writeSyntheticCheckpoints(joinUri(root, 'in'), { seed: 7, models: 2, dim: 32, layers: 2 });
-  const out = joinUri(root, 'out');
-  const merge = (over: Record<string, unknown>) =>
-    runLocalMerge(
-      mergeConfigSchema.parse({ method: 'weight_average', base: ck.base, models: ck.models, output: out, ...over }),
-      uniq('relayout'),
+for (const kind of ['file', 's3'] as const) {
+  test(`${kind}: a folder holds one layout: sharded over single removes model.safetensors, single over sharded the index and shards`, async () => {
+    const root = kind === 's3' ? s3Prefix('relayout') : fileUri(tmpDir('relayout'));
+    const ck = await writeSyntheticCheckpoints(joinUri(root, 'in'), { seed: 7, models: 2, dim: 32, layers: 2 });
+    const out = joinUri(root, 'out');
+    const merge = (over: Record<string, unknown>) =>
+      runLocalMerge(
+        mergeConfigSchema.parse({ method: 'weight_average', base: ck.base, models: ck.models, output: out, ...over }),
+        uniq('relayout'),
+      );
+    await merge({});
+    const single = await tensorsOf(joinUri(out, 'model.safetensors'));
+    await merge({ max_shard_size: '4KB' });
+    const shardFiles = async () => (await namesIn(out)).filter((n) => n.startsWith('model-')).sort();
+    const many = await shardFiles();
+    assert.ok(!(await namesIn(out)).includes('model.safetensors') && (await namesIn(out)).includes(INDEX_FILE));
+    await merge({ max_shard_size: '8KB' });
+    const fewer = await shardFiles();
+    assert.ok(fewer.length > 1 && fewer.length < many.length, `${many} then ${fewer}`);
+    assert.ok(
+      fewer.every((n) => n.endsWith(`-of-0000${fewer.length}.safetensors`)),
+      `only the new count's files: ${fewer}`,
     );
-  await merge({});
-  const single = await tensorsOf(joinUri(out, 'model.safetensors'));
-  await merge({ max_shard_size: '4KB' });
-  const shardFiles = async () => (await namesIn(out)).filter((n) => n.startsWith('model-')).sort();
-  const many = await shardFiles();
-  assert.ok(!(await namesIn(out)).includes('model.safetensors') && (await namesIn(out)).includes(INDEX_FILE));
-  await merge({ max_shard_size: '8KB' });
-  const fewer = await shardFiles();
-  assert.ok(fewer.length > 1 && fewer.length < many.length, `${many} then ${fewer}`);
-  assert.ok(
-    fewer.every((n) => n.endsWith(`-of-0000${fewer.length}.safetensors`)),
-    `only the new count's files: ${fewer}`,
-  );
-  assert.deepEqual(await tensorsOf(out), single);
-  await merge({});
-  assert.deepEqual((await namesIn(out)).sort(), ['mergeflow.manifest.json', 'model.safetensors']);
-  assert.deepEqual(await tensorsOf(out), single);
-});
+    assert.deepEqual(await tensorsOf(out), single);
+    await merge({});
+    assert.deepEqual((await namesIn(out)).sort(), ['mergeflow.manifest.json', 'model.safetensors']);
+    assert.deepEqual(await tensorsOf(out), single);
+  });
+}
 
 test('file: a publish interrupted over an earlier output of the same file count leaves no index naming a mix of old and new files', async () => {
   const root = fileUri(tmpDir('reshard-mix'));
