@@ -20,6 +20,7 @@ export function resultLines(r: MergeResult): string[] {
     `output    ${r.output.uri}`,
     `sha256    ${r.output.sha256}`,
     `size      ${humanBytes(r.output.bytes)} (${r.tensorCount} tensors, ${r.mergedElements.toLocaleString('en')} merged values, ${r.shards} shards)`,
+    ...(r.outputFiles ?? []).map((f) => `file      ${f.uri} ${humanBytes(f.bytes)} sha256 ${f.sha256}`),
     `manifest  ${r.manifestUri}`,
     `time      ${Object.entries(r.timings)
       .map(([k, v]) => `${k} ${v.toFixed(1)}s`)

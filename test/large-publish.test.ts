@@ -5,8 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { mergeConfigSchema } from '../core/config/schema';
 import { writeSyntheticCheckpoints } from '../core/synthetic';
 import { Committed, joinUri, putObject, storeFor, Store } from '../core/store';
@@ -117,30 +115,30 @@ async function expectedHeader(plan: Awaited<ReturnType<typeof planMerge>>) {
   return buildHeader(specs, { format: 'pt', mergeflow_method: plan.method });
 }
 
-test('file: a folder output gets the base folder tokenizer and generation files', async () => {
-  const dir = tmpDir('sidefiles');
-  const ck = await writeSyntheticCheckpoints(fileUri(path.join(dir, 'in')), { seed: 2, models: 2, dim: 16, layers: 1 });
-  const baseDir = path.join(dir, 'base');
-  fs.mkdirSync(baseDir);
-  fs.copyFileSync(new URL(ck.base), path.join(baseDir, 'model.safetensors'));
-  const side = {
-    'config.json': '{"model_type":"x"}',
-    'tokenizer.json': '{"version":"1.0"}',
-    'tokenizer_config.json': '{}',
-    'special_tokens_map.json': '{}',
-    'generation_config.json': '{"do_sample":false}',
-    'vocab.json': '{"a":0}',
-    'merges.txt': '#version: 0.2\n',
-  };
-  for (const [n, text] of Object.entries(side)) await putObject(fileUri(path.join(baseDir, n)), Buffer.from(text));
-  const out = path.join(dir, 'out');
-  const config = mergeConfigSchema.parse({
-    method: 'weight_average',
-    base: fileUri(baseDir),
-    models: ck.models,
-    output: fileUri(out),
+for (const kind of ['file', 's3'] as const) {
+  test(`${kind}: a folder output gets the base folder tokenizer and generation files`, async () => {
+    const root = kind === 's3' ? s3Prefix('sidefiles') : fileUri(tmpDir('sidefiles'));
+    const ck = await writeSyntheticCheckpoints(joinUri(root, 'in'), { seed: 2, models: 2, dim: 16, layers: 1 });
+    const baseDir = joinUri(root, 'base');
+    await putObject(joinUri(baseDir, 'model.safetensors'), await storeFor(ck.base).readAll(ck.base));
+    const side = {
+      'config.json': '{"model_type":"x"}',
+      'tokenizer.json': '{"version":"1.0"}',
+      'tokenizer_config.json': '{}',
+      'special_tokens_map.json': '{}',
+      'generation_config.json': '{"do_sample":false}',
+      'vocab.json': '{"a":0}',
+      'merges.txt': '#version: 0.2\n',
+    };
+    for (const [n, text] of Object.entries(side)) await putObject(joinUri(baseDir, n), Buffer.from(text));
+    const out = joinUri(root, 'out');
+    const config = mergeConfigSchema.parse({ method: 'weight_average', base: baseDir, models: ck.models, output: out });
+    const { runLocalMerge } = await import('../core/pipeline');
+    const r = await runLocalMerge(config, uniq('side'));
+    const copied = async (n: string) => Buffer.from(await storeFor(out).readAll(joinUri(out, n))).toString('utf8');
+    for (const [n, text] of Object.entries(side)) assert.equal(await copied(n), text, n);
+    const manifest = JSON.parse(await copied('mergeflow.manifest.json'));
+    assert.deepEqual([...manifest.files].sort(), ['model.safetensors', ...Object.keys(side)].sort());
+    assert.equal(r.output.uri, joinUri(out, 'model.safetensors'));
   });
-  const { runLocalMerge } = await import('../core/pipeline');
-  await runLocalMerge(config, uniq('side'));
-  for (const [n, text] of Object.entries(side)) assert.equal(fs.readFileSync(path.join(out, n), 'utf8'), text, n);
-});
+}

@@ -105,6 +105,7 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
       runId,
       method: cfg.method,
       output: r.output,
+      ...(r.files ? { outputFiles: r.files } : {}),
       manifestUri: r.manifestUri,
       tensorCount: r.plan.tensorCount,
       mergedElements: r.plan.mergedElements,

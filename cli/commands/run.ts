@@ -109,6 +109,7 @@ export function runCommand(): Command {
               output: result.output.uri,
               sha256: result.output.sha256,
               bytes: result.output.bytes,
+              ...(result.outputFiles ? { files: result.outputFiles } : {}),
               manifest: result.manifestUri,
               timings: result.timings,
               wallSeconds: (Date.now() - started) / 1000,

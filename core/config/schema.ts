@@ -8,6 +8,7 @@ import { DATA_FREE_METHODS, DATA_FREE_NAMES, DataFreeMethodName } from '../merge
 import { ADAMERGING, adamergingParams } from '../merge/adamerging/params';
 import { FRANK_WOLFE, frankWolfeParams } from '../merge/frank_wolfe/params';
 import { strictObject } from './strict';
+import { parseByteSize, SIZE_HINT } from './size';
 
 export const uri = z
   .string()
@@ -50,6 +51,14 @@ const shared = {
   suite: z.record(z.string(), z.unknown()).optional(),
 };
 
+/**
+ * Above this many bytes of tensors the output is sharded like a Hugging Face checkpoint (model-0000N-of-0000M
+ * files and model.safetensors.index.json); unset, it is one model.safetensors. Kept as written; planMerge reads it.
+ */
+export const maxShardSize = z.union([z.number(), z.string()]).refine((v) => parseByteSize(v) !== undefined, {
+  error: (iss) => `expected ${SIZE_HINT}, got ${JSON.stringify(iss.input)}`,
+});
+
 function dataFreeVariant(method: DataFreeMethodName) {
   const params = DATA_FREE_METHODS[method].params as z.ZodType<Record<string, unknown>>;
   return strictObject({
@@ -57,6 +66,7 @@ function dataFreeVariant(method: DataFreeMethodName) {
     models: z.array(modelEntry).min(1, 'at least one model'),
     parameters: params.prefault({}),
     ...shared,
+    max_shard_size: maxShardSize.optional(),
   });
 }
 
@@ -157,7 +167,15 @@ function checkFrankWolfe(cfg: z.infer<typeof frankWolfeVariant>, ctx: z.Refineme
 export const mergeConfigSchema = variants.superRefine((cfg, ctx) => {
   if (cfg.method === ADAMERGING) uniqueNames('tasks', cfg.tasks, ctx);
   else if (cfg.method === FRANK_WOLFE) checkFrankWolfe(cfg, ctx);
-  else uniqueNames('models', cfg.models, ctx);
+  else {
+    uniqueNames('models', cfg.models, ctx);
+    if (cfg.max_shard_size !== undefined && cfg.output.endsWith('.safetensors'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_shard_size'],
+        message: `a sharded output is a folder, but output names the file ${cfg.output}; set output to a folder or drop max_shard_size`,
+      });
+  }
 });
 
 export const METHOD_NAMES: readonly string[] = [...DATA_FREE_NAMES, ADAMERGING, FRANK_WOLFE];

@@ -55,6 +55,8 @@ export interface InputHashes {
 export interface Published {
   output: Committed;
   manifestUri: string;
+  /** A sharded output's files (the shards, then the index); `output` then names the index. */
+  files?: Committed[];
 }
 
 /** The work a merge's steps call for. Arguments and results are small plain JSON (they travel in payloads). */

@@ -11,3 +11,6 @@ export * from './run_types';
 export * from './driver';
 export * from './steps';
 export * from './local';
+export * from './output_shards';
+export * from './compose_file';
+export * from './publish_sharded';

@@ -11,12 +11,12 @@ import { coreSteps } from './steps';
 export async function runLocalMerge(
   config: MergeConfig,
   runId = 'local',
-): Promise<{ output: Committed; manifestUri: string; global: PassState }> {
+): Promise<{ output: Committed; files?: Committed[]; manifestUri: string; global: PassState }> {
   const sequential = async <T>(work: readonly (() => Promise<T>)[]): Promise<T[]> => {
     const out: T[] = [];
     for (const w of work) out.push(await w());
     return out;
   };
   const r = await driveMerge(config, runId, { ...coreSteps(), all: sequential });
-  return { output: r.output, manifestUri: r.manifestUri, global: r.state };
+  return { output: r.output, ...(r.files ? { files: r.files } : {}), manifestUri: r.manifestUri, global: r.state };
 }

@@ -4,6 +4,8 @@
  * it travels in Temporal payloads, so it holds URIs and counts, never tensors or tensor lists.
  */
 import { checkpointOf, MergeConfig, runnableConfig } from '../config/schema';
+import { parseByteSize } from '../config/size';
+import { alignShards, INDEX_FILE, OutputFilePlan, splitOutputFiles } from './output_shards';
 import { Checkpoint, DType, DTYPE_BYTES, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { joinUri } from '../store/uri';
 import { workPrefixFor } from '../resume/work';
@@ -49,6 +51,11 @@ export interface MergePlan {
   manifestUri: string;
   /** Set when the output is a Hugging Face folder: files copied from the base folder beside the weights. */
   outputFolder?: string;
+  /**
+   * Set when the output is sharded (max_shard_size, and more bytes than that): the files in order, each a range
+   * of tensors; every merge shard then lies inside one file. `outputFile` is then the index.
+   */
+  outputFiles?: OutputFilePlan[];
   copyFromBase: string[];
   workPrefix: string;
   dtype: 'base' | DType;
@@ -167,12 +174,13 @@ export async function planMerge(
   const dtype = cfg.dtype as 'base' | DType;
   const method = dataFreeMethod(cfg.method);
   let mergedElements = 0;
-  let outputBytes = 0;
-  for (const t of base.tensors) {
-    const n = numel(t.shape);
-    if (isFloatDType(t.dtype)) mergedElements += n;
-    outputBytes += n * DTYPE_BYTES[outputDType(t, dtype)];
-  }
+  const sizes = base.tensors.map((t) => numel(t.shape) * DTYPE_BYTES[outputDType(t, dtype)]);
+  const outputBytes = sizes.reduce((a, b) => a + b, 0);
+  for (const t of base.tensors) if (isFloatDType(t.dtype)) mergedElements += numel(t.shape);
+  const limit = cfg.max_shard_size === undefined ? undefined : parseByteSize(cfg.max_shard_size);
+  const files = limit === undefined || !loc.folder ? undefined : splitOutputFiles(sizes, limit);
+  const sharded = files && files.length > 1 ? files : undefined;
+  const shards = splitShards(base.tensors, cfg.shards);
   return {
     runId,
     method: cfg.method,
@@ -181,16 +189,23 @@ export async function planMerge(
     kernel: method.kind,
     base: { name: 'base', uri: base.uri, bytes: base.size, versions: base.versions },
     models: models.map(({ name, ck }) => ({ name, uri: ck.uri, bytes: ck.size, versions: ck.versions })),
-    outputFile: loc.file,
+    outputFile: sharded ? joinUri(loc.folder!, INDEX_FILE) : loc.file,
     manifestUri: loc.manifest,
     outputFolder: loc.folder,
+    ...(sharded ? { outputFiles: sharded } : {}),
     copyFromBase: loc.folder && base.folder ? SIDE_FILES.map((f) => joinUri(base.folder!, f)) : [],
     workPrefix: workPrefixFor(cfg.output, runId),
     dtype,
     tensorCount: base.tensors.length,
     mergedElements,
     outputBytes,
-    shards: splitShards(base.tensors, cfg.shards),
+    shards: sharded
+      ? alignShards(
+          shards,
+          sharded,
+          base.tensors.map((t) => numel(t.shape)),
+        )
+      : shards,
     warnings,
   };
 }

@@ -1,9 +1,10 @@
 /** Assemble the output from the shard parts, write the manifest beside it, then clear the work prefix. */
-import { Checkpoint, buildHeader, SafetensorsError } from '../safetensors';
-import { createHash } from 'node:crypto';
+import { Checkpoint } from '../safetensors';
 import * as fs from 'node:fs/promises';
 import { Committed, joinUri, putObject, readJson, storeFor, basenameUri, filePath, sha256Of } from '../store';
 import { MergePlan, outputDType } from './plan';
+import { ComposedFile, composeFile, PartRange } from './compose_file';
+import { composeSharded, removeOtherLayout } from './publish_sharded';
 import { Progress } from './inputs';
 import { VERSION } from '../version';
 
@@ -20,22 +21,18 @@ export interface Manifest {
   parameters: Record<string, unknown>;
   dtype: string;
   inputs: { base: FileHash[]; models: Record<string, FileHash[]> };
-  output: FileHash & { digest?: 'sha256-parts'; parts?: { offset: number; bytes: number; sha256: string }[] };
+  /**
+   * One file: its parts digest and parts. Sharded: the index's URI, the bytes of all files, a digest over
+   * the files (filesDigest), and each file (the shards' parts digests, then the index's plain sha256).
+   */
+  output: FileHash & {
+    digest?: 'sha256-parts' | 'sha256-files';
+    parts?: PartRange[];
+    files?: (ComposedFile | FileHash)[];
+  };
   files: string[];
   config?: unknown;
   createdAt: string;
-}
-
-/**
- * The output's digest without reading it back: sha256 over the header's sha256 and each part's sha256 (with byte
- * counts), in file order. Byte-identical outputs have equal digests; `parts` in the manifest lets anyone check it
- * with ranged reads.
- */
-export function partsDigest(header: Uint8Array, parts: readonly { bytes: number; sha256: string }[]): string {
-  const h = createHash('sha256').update('mergeflow sha256-parts v1\n');
-  h.update(`${createHash('sha256').update(header).digest('hex')} ${header.byteLength}\n`);
-  for (const p of parts) h.update(`${p.sha256} ${p.bytes}\n`);
-  return h.digest('hex');
 }
 
 /** The manifest of this run, when a publish already committed it (a retried publish then has nothing to redo). */
@@ -45,8 +42,20 @@ async function alreadyPublished(plan: MergePlan): Promise<Manifest | undefined> 
   const m = (await readJson(plan.manifestUri, () => new Error('unreadable')).catch(() => undefined)) as
     Manifest | undefined;
   if (m?.runId !== plan.runId) return undefined;
-  const out = await storeFor(m.output.uri).stat(m.output.uri);
-  return out?.size === m.output.bytes ? m : undefined;
+  for (const f of m.output.files ?? [m.output]) {
+    const st = await storeFor(f.uri).stat(f.uri);
+    if (st?.size !== f.bytes) return undefined;
+  }
+  return m;
+}
+
+const plain = (f: FileHash): Committed => ({ uri: f.uri, bytes: f.bytes, sha256: f.sha256 });
+
+export interface PublishedMerge {
+  output: Committed;
+  manifestUri: string;
+  /** A sharded output's files (shards, then the index). */
+  files?: Committed[];
 }
 
 export async function publishMerge(
@@ -55,41 +64,25 @@ export async function publishMerge(
   inputHashes: { base: FileHash[]; models: Record<string, FileHash[]> },
   config: unknown,
   progress?: Progress,
-): Promise<{ output: Committed; manifestUri: string }> {
+): Promise<PublishedMerge> {
   const done = await alreadyPublished(plan);
   if (done) {
     await clearWork(plan, progress);
-    return {
-      output: { uri: done.output.uri, bytes: done.output.bytes, sha256: done.output.sha256 },
-      manifestUri: plan.manifestUri,
-    };
+    return result(done.output, plan.manifestUri);
   }
   const base = await Checkpoint.open(plan.base.uri, plan.base.versions);
   const specs = base.tensors.map((t) => ({ name: t.name, dtype: outputDType(t, plan.dtype), shape: t.shape }));
-  const { bytes: header, tensors } = buildHeader(specs, { format: 'pt', mergeflow_method: plan.method });
-  const dataBytes = tensors.length ? tensors[tensors.length - 1].end : 0;
-  const partBytes = parts.reduce((a, p) => a + p.bytes, 0);
-  if (partBytes !== dataBytes) {
-    throw new SafetensorsError(
-      `${plan.outputFile}: shard parts hold ${partBytes} bytes, the header describes ${dataBytes}`,
-    );
-  }
-  // the parts are placed by the store (S3: server-side copies), never read back through this process
-  const bytes = await storeFor(plan.outputFile).compose(
-    plan.outputFile,
-    header,
-    parts.map((p) => ({ uri: p.uri, offset: 0, length: p.bytes })),
-    { progress },
-  );
-  const output: Committed = { uri: plan.outputFile, bytes, sha256: partsDigest(header, parts) };
-  const files = [basenameUri(plan.outputFile)];
+  const output: Manifest['output'] = plan.outputFiles
+    ? await composeSharded(plan, plan.outputFiles, specs, parts, progress)
+    : await composeFile(plan.outputFile, specs, plan.method, parts, progress);
+  await removeOtherLayout(plan);
+  const files = (output.files ?? [output]).map((f) => basenameUri(f.uri));
   for (const side of plan.copyFromBase) {
     const st = await storeFor(side).stat(side);
     if (!st) continue;
     await putObject(joinUri(plan.outputFolder!, basenameUri(side)), await storeFor(side).readAll(side));
     files.push(basenameUri(side));
   }
-  let offset = header.byteLength;
   const manifest: Manifest = {
     mergeflow: VERSION,
     runId: plan.runId,
@@ -97,20 +90,7 @@ export async function publishMerge(
     parameters: plan.params,
     dtype: plan.dtype,
     inputs: inputHashes,
-    output: {
-      uri: output.uri,
-      bytes: output.bytes,
-      sha256: output.sha256,
-      digest: 'sha256-parts',
-      parts: [
-        { offset: 0, bytes: header.byteLength, sha256: createHash('sha256').update(header).digest('hex') },
-        ...parts.map((p) => {
-          const r = { offset, bytes: p.bytes, sha256: p.sha256 };
-          offset += p.bytes;
-          return r;
-        }),
-      ],
-    },
+    output,
     files,
     config,
     createdAt: new Date().toISOString(),
@@ -118,7 +98,11 @@ export async function publishMerge(
   // the manifest is the commit point: once it is there, a retried publish only clears the work prefix
   await putObject(plan.manifestUri, Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
   await clearWork(plan, progress);
-  return { output, manifestUri: plan.manifestUri };
+  return result(output, plan.manifestUri);
+}
+
+function result(output: Manifest['output'], manifestUri: string): PublishedMerge {
+  return { output: plain(output), manifestUri, ...(output.files ? { files: output.files.map(plain) } : {}) };
 }
 
 /** Delete the run's work prefix, and any upload a killed writer left unfinished under it. */

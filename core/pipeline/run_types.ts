@@ -31,6 +31,8 @@ export interface RunResultBase {
   runId: string;
   method: string;
   output: Committed;
+  /** A sharded output's files (the shards, then model.safetensors.index.json, which `output` names). */
+  outputFiles?: Committed[];
   manifestUri: string;
   tensorCount: number;
   mergedElements: number;

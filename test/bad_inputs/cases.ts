@@ -12,6 +12,7 @@ import { joinUri } from '../../core/store';
 import { writeHead } from '../../core/suite/io';
 import { CLASSES } from '../../core/synthetic_adamerging';
 import { fileUri } from '../helpers/env';
+import { SIZE_HINT } from '../../core/config/size';
 import { adaDoc, baseParts, casePath, dataFreeDoc, editedBase, Fixture, rawSafetensors } from './fixture';
 
 export type Group =
@@ -71,9 +72,14 @@ function invalid(...problems: string[]): string {
   return ['mergeflow: {cfg}: invalid config', ...problems.map((p) => `  - ${p}`)].join('\n');
 }
 
-const SHARED_KEYS = 'method, models, parameters, base, output, dtype, shards, name, suite';
+const SHARED_KEYS = 'method, models, parameters, base, output, dtype, shards, name, suite, max_shard_size';
 const ADA_KEYS = 'method, tasks, parameters, base, output, dtype, shards, name, suite';
 const METHODS = 'weight_average | task_arithmetic | ties | adamerging | frank_wolfe';
+
+/** The case's output as a folder (sharded outputs are folders). */
+function folderOf(v: Vars): string {
+  return v.out.replace(/\.safetensors$/, '');
+}
 
 /** A config whose only model is the case's file. */
 function oneModel(fx: Fixture, v: Vars, checkpoint: string): Invocation {
@@ -245,6 +251,53 @@ export const CASES: BadInputCase[] = [
     stderr: invalid('shards: expected number to be >=1'),
     when: 'before start',
     make: (fx, v) => run(v, fx, dataFreeDoc(fx, v.out, { shards: 0 })),
+  },
+  {
+    id: 'max-shard-size-not-size',
+    group: 'config schema',
+    input: '`max_shard_size: abc`',
+    exit: 2,
+    stderr: invalid(`max_shard_size: expected ${SIZE_HINT}, got "abc"`),
+    when: 'before start',
+    make: (fx, v) => run(v, fx, dataFreeDoc(fx, folderOf(v), { max_shard_size: 'abc' })),
+  },
+  {
+    id: 'max-shard-size-zero',
+    group: 'config schema',
+    input: '`max_shard_size: 0`',
+    exit: 2,
+    stderr: invalid(`max_shard_size: expected ${SIZE_HINT}, got 0`),
+    when: 'before start',
+    make: (fx, v) => run(v, fx, dataFreeDoc(fx, folderOf(v), { max_shard_size: 0 })),
+  },
+  {
+    id: 'max-shard-size-negative',
+    group: 'config schema',
+    input: '`max_shard_size: -5GB`',
+    exit: 2,
+    stderr: invalid(`max_shard_size: expected ${SIZE_HINT}, got "-5GB"`),
+    when: 'before start',
+    make: (fx, v) => run(v, fx, dataFreeDoc(fx, folderOf(v), { max_shard_size: '-5GB' })),
+  },
+  {
+    id: 'max-shard-size-billions',
+    group: 'config schema',
+    input: "`max_shard_size: 5B` (mergekit's five billion; ambiguous with bytes)",
+    exit: 2,
+    stderr: invalid(`max_shard_size: expected ${SIZE_HINT}, got "5B"`),
+    when: 'before start',
+    make: (fx, v) => run(v, fx, dataFreeDoc(fx, folderOf(v), { max_shard_size: '5B' })),
+  },
+  {
+    id: 'max-shard-size-file-output',
+    group: 'config schema',
+    input: '`max_shard_size` with an output that names a `.safetensors` file',
+    exit: 2,
+    stderr: invalid(
+      'max_shard_size: a sharded output is a folder, but output names the file {out}; set output to a folder or drop max_shard_size',
+    ),
+    when: 'before start',
+    make: (fx, v) => run(v, fx, dataFreeDoc(fx, v.out, { max_shard_size: '1MB' })),
   },
   {
     id: 'dtype-unknown',
