@@ -203,6 +203,8 @@ test(
     assert.equal(r.epochs, 4);
     const last = await client.workflow.getHandle(h.workflowId).describe();
     assert.notEqual(last.runId, firstRun, 'the run continued as new');
+    // the last run still names its work prefix (resume and gc find the work by it)
+    assert.equal(last.memo?.workPrefix, `${prefix}/out/.mergeflow-work/${h.workflowId}/`);
     const p = await client.workflow.getHandle(h.workflowId).query<AdaProgress>('progress');
     assert.equal(p.phase, 'completed');
     assert.equal(p.done, STEPS);

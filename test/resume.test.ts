@@ -164,12 +164,13 @@ test('gc removes only the work of runs stopped longer ago than --older-than; --d
     return { ...run, closed: (await h.describe()).closeTime!.getTime() };
   };
   const old = await stopped('gc-old', 31);
-  await new Promise((r) => setTimeout(r, 6000));
+  await new Promise((r) => setTimeout(r, 15_000));
   const recent = await stopped('gc-recent', 32);
   const root = path.dirname(old.dir);
-  // a threshold halfway between the two close times: the first run is older, the second younger
-  const olderThan = `${Math.round(Date.now() - (old.closed + recent.closed) / 2)}ms`;
-  const dry = await runCli(['gc', '--under', root, '--older-than', olderThan, '--dry-run', '--json'], env);
+  // a threshold just under the old run's age when the command starts: the CLI's clock reads later still (by its
+  // start-up, seconds on a loaded machine), which moves the cut toward the recent run but not past it (15 s later)
+  const olderThan = () => `${Date.now() - old.closed - 500}ms`;
+  const dry = await runCli(['gc', '--under', root, '--older-than', olderThan(), '--dry-run', '--json'], env);
   assert.equal(dry.code, 0, dry.stderr);
   const would = JSON.parse(dry.stdout).removed as { workPrefix: string }[];
   assert.ok(
@@ -179,7 +180,7 @@ test('gc removes only the work of runs stopped longer ago than --older-than; --d
   assert.ok(!would.some((r) => r.workPrefix.includes(recent.runId)), 'the recent run is not');
   assert.ok(fs.existsSync(path.join(old.work, 'run.json')), 'dry run removed nothing');
 
-  const gc = await runCli(['gc', '--under', root, '--older-than', olderThan, '--json'], env);
+  const gc = await runCli(['gc', '--under', root, '--older-than', olderThan(), '--json'], env);
   assert.equal(gc.code, 0, gc.stderr);
   assert.ok(!fs.existsSync(old.work), "the old run's work is gone");
   assert.ok(fs.existsSync(path.join(recent.work, 'run.json')), "the recent run's work is kept");

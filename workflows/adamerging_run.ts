@@ -14,7 +14,7 @@ import {
   ActivityOptions,
   CancellationScope,
   ContinueAsNew,
-  continueAsNew,
+  makeContinueAsNewFunc,
   defineQuery,
   isCancellation,
   log,
@@ -212,7 +212,9 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
     let epochsHere = 0;
     while (c.step < steps) {
       if (epochsHere >= epochsPerRun || workflowInfo().continueAsNewSuggested) {
-        return await continueAsNew<typeof adaMergingRun>({ ...input, config: cfg, carried: c });
+        // the server does not carry the memo over: the next run keeps the work prefix (resume, gc) by passing it
+        const next = makeContinueAsNewFunc<typeof adaMergingRun>({ memo: workflowInfo().memo });
+        return await next({ ...input, config: cfg, carried: c });
       }
       fromStep = c.step;
       const t0 = Date.now();
