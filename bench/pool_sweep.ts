@@ -28,7 +28,8 @@ const LABELS: Record<string, string> = {
   ta: 'Task Arithmetic',
   ties: 'TIES',
   adamerging: 'AdaMerging (layer-wise)',
-  fw: 'FW-Merging (suite default)',
+  fw: 'FW-Soft (suite default: task vectors in the oracle)',
+  'fw-weights': 'FW-Soft, oracle on full weights (the spec)',
   'fw-layer': 'FW-Soft, layer-wise oracle',
   'fw-hard': 'FW-Hard (TA start, TA local merge)',
   'fw-hard-ties': 'FW-Hard (TIES start, TIES local merge)',
@@ -37,6 +38,7 @@ const LABELS: Record<string, string> = {
 /** Frank-Wolfe variants besides the suite default: their parameter overrides. */
 const FW_VARIANTS: Record<string, Record<string, unknown>> = {
   fw: {},
+  'fw-weights': { oracle_basis: 'weights' },
   'fw-layer': { oracle: 'layer' },
   'fw-hard': { variant: 'hard', start: 'ta', local_merge: 'ta', iterations: 10 },
   'fw-hard-ties': { variant: 'hard', start: 'ties', local_merge: 'ties', iterations: 10 },

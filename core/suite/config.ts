@@ -28,13 +28,15 @@ export interface SuiteConfigOptions {
 /**
  * Frank-Wolfe's suite default: the variant that stays stable as irrelevant models join the pool. FW-Hard starts
  * from Task Arithmetic over the whole pool and so inherits every irrelevant model; FW-Soft from the pretrained
- * model lets in only what the oracle selects. This is the authors' stable ViT setting (FW-Soft, start at the
- * pretrained model, 5 iterations of 500 AdaMerging steps, task-wise oracle).
+ * model lets in only what the oracle selects (the authors' stable ViT setting: FW-Soft, start at the pretrained
+ * model, 5 iterations of 500 AdaMerging steps, task-wise oracle). The oracle scores task vectors: on this suite
+ * cos(g, θm) against full weights ranks the pool by little more than its weight norms (README, Frank-Wolfe runs).
  */
 export const FW_SUITE_DEFAULTS = {
   variant: 'soft',
   start: 'pretrained',
   oracle: 'task',
+  oracle_basis: 'task_vectors',
   iterations: 5,
   adamerging_steps: 500,
 } as const;
