@@ -28,11 +28,11 @@ const LABELS: Record<string, string> = {
   ta: 'Task Arithmetic',
   ties: 'TIES',
   adamerging: 'AdaMerging (layer-wise)',
-  fw: 'FW-Soft (suite default: task vectors in the oracle)',
-  'fw-weights': 'FW-Soft, oracle on full weights (the spec)',
-  'fw-layer': 'FW-Soft, layer-wise oracle',
-  'fw-hard': 'FW-Hard (TA start, TA local merge)',
-  'fw-hard-ties': 'FW-Hard (TIES start, TIES local merge)',
+  fw: 'FW-Soft, oracle on τ (default)',
+  'fw-weights': 'FW-Soft, oracle on θ (spec)',
+  'fw-layer': 'FW-Soft, layer-wise, on τ',
+  'fw-hard': 'FW-Hard, TA start and step',
+  'fw-hard-ties': 'FW-Hard, TIES start and step',
 };
 
 /** Frank-Wolfe variants besides the suite default: their parameter overrides. */
@@ -171,7 +171,10 @@ async function main(): Promise<void> {
       title: 'Irrelevant models in the pool',
       subtitle: `${suite.manifest.name} seed ${suite.manifest.seed}: average accuracy on the 8 target tasks`,
       xs: ns,
-      series: used.map((m) => ({ label: LABELS[m] ?? m, values: ns.map((n) => at(m, n)) })),
+      // methods run at one pool size only (the variants' table rows) are left out of the lines
+      series: used
+        .map((m) => ({ label: LABELS[m] ?? m, values: ns.map((n) => at(m, n)) }))
+        .filter((x) => x.values.filter(Number.isFinite).length > 1),
       pretrained: saved.pretrained,
     }),
   );

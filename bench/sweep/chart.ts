@@ -26,10 +26,10 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 const f = (v: number) => v.toFixed(1);
 
 export function sweepSvg(input: SweepChartInput): string {
-  const W = 1000;
+  const W = 1060;
   const H = 620;
   const left = 90;
-  const right = 240;
+  const right = 300;
   const top = 110;
   const bottom = 80;
   const pw = W - left - right;
