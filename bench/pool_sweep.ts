@@ -107,7 +107,14 @@ async function runCell(suite: Suite, method: string, n: number, dir: string, fwS
       },
     });
     await writeModel(dir, r.config, r.theta);
-    const picked = new Set(r.iterations.flatMap((i) => i.picks.map((p) => p.split(':').pop()!)));
+    // picks read 'target:model' (FW-Soft task-wise), 'target:[model×n …]' (layer-wise) or 'model×n' (FW-Hard)
+    const names = (pick: string) =>
+      pick
+        .replace(/^[^:[]*:/, '')
+        .replace(/[[\]]/g, '')
+        .split(' ')
+        .map((x) => x.replace(/×\d+$/, ''));
+    const picked = new Set(r.iterations.flatMap((i) => i.picks.flatMap(names)));
     const wrong = [...picked].filter((p) => irrelevant.includes(p));
     const soft = params.variant === 'soft' ? ` × ${params.adamerging_steps} steps` : '';
     return `${params.variant}, ${params.oracle} oracle, start ${params.start}, ${params.iterations} iterations${soft}; irrelevant picks: ${wrong.length ? wrong.join(' ') : 'none'}`;
