@@ -101,7 +101,7 @@ test('Task Arithmetic in chunks equals the float32 reference formula over whole 
 test('a stream reads each input once, decodes every dtype, and hashes exactly the bytes it hands out', async () => {
   const { uris } = await inputs('stream-reads');
   const [base, ...models] = await Promise.all(uris.map((u) => Checkpoint.open(u)));
-  const stream = new ShardStream(base, models, base.tensors, 4 * 16384 * 8);
+  const stream = new ShardStream(base, models, base.tensors, { budget: 4 * 16384 * 8 });
   const hashes = uris.map(() => createHash('sha256'));
   let expectedBytes = 0;
   try {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { validateConfig } from '../core/config/load';
-import { DType, fromFloat32, numel, writeTensors } from '../core/safetensors';
+import { Checkpoint, DType, fromFloat32, numel, writeTensors } from '../core/safetensors';
 import { runLocalMerge } from '../core/pipeline/local';
 import { planMerge } from '../core/pipeline/plan';
 import { writeCoefficients } from '../core/pipeline/coefficients';
@@ -142,6 +142,30 @@ test('no kernel or hashing thread outlives a shard stopped half-way', async () =
   );
   assert.equal(seenThreads, 3, 'two kernel threads and one hashing thread ran');
   assert.equal(liveThreads(), 0, 'all of them exited');
+});
+
+test('a NaN in the range of a kernel thread is refused, naming the model and the tensor', async () => {
+  const { dir, uris } = await inputs('threads-nan', 'F32');
+  const m2 = await Checkpoint.open(uris[2]);
+  const w = await m2.readFloat32('w');
+  w[90_000] = NaN; // in the third thread's range of w's first chunk (100 000 elements, 3 threads)
+  const tensors = await Promise.all(
+    Object.keys(SHAPES).map(async (name) => ({
+      name,
+      dtype: 'F32' as DType,
+      shape: SHAPES[name],
+      data: fromFloat32(name === 'w' ? w : await m2.readFloat32(name), 'F32'),
+    })),
+  );
+  const bad = fileUri(path.join(dir, 'm2-nan.safetensors'));
+  await writeTensors(bad, tensors);
+  await withEnv({ MERGEFLOW_KERNEL_THREADS: '3', MERGEFLOW_STREAM_BUDGET: BUDGET }, () =>
+    assert.rejects(
+      runLocalMerge(config(dir, [uris[0], uris[1], bad, uris[3]], 'task_arithmetic', {}, 'nan.safetensors')),
+      (e: Error) => e.message.includes('m2-nan.safetensors') && /'w'/.test(e.message) && /NaN/.test(e.message),
+    ),
+  );
+  assert.equal(liveThreads(), 0);
 });
 
 test('a bad MERGEFLOW_KERNEL_THREADS is refused with a message naming it', async () => {

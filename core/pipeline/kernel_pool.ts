@@ -10,7 +10,7 @@
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ChunkArrays, KernelSpec, RangeMerge, rangeMerge } from './kernel_range';
-import type { RangeMessage, SharedView } from './kernel_thread';
+import type { RangeMessage, RangeReply, SharedView } from './kernel_thread';
 import { startThread } from './threads';
 
 /** Below this many elements a chunk is not worth splitting (a message round trip costs tens of microseconds). */
@@ -32,7 +32,7 @@ function shared(v: Float32Array): SharedView | undefined {
 
 interface Thread {
   worker: Worker;
-  pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  pending: { resolve: (finite: boolean) => void; reject: (e: Error) => void } | undefined;
 }
 
 export class KernelPool {
@@ -65,11 +65,11 @@ export class KernelPool {
       t.pending?.reject(e);
       t.pending = undefined;
     };
-    t.worker.on('message', (err: string | null) => {
+    t.worker.on('message', (r: RangeReply) => {
       const p = t.pending;
       t.pending = undefined;
-      if (err === null) p?.resolve();
-      else p?.reject(new Error(`kernel thread: ${err}`));
+      if ('finite' in r) p?.resolve(r.finite);
+      else p?.reject(new Error(`kernel thread: ${r.error}`));
     });
     t.worker.on('error', (e) => fail(new Error(`kernel thread failed: ${e.message}`)));
     t.worker.on('exit', (code) => {
@@ -78,37 +78,43 @@ export class KernelPool {
     return t;
   }
 
-  /** Merge base.length elements of a chunk into a.out, split across the threads. */
-  async merge(tensor: string, a: ChunkArrays, coefs: readonly number[] = []): Promise<void> {
+  /**
+   * Merge base.length elements of a chunk into a.out, split across the threads. Resolves to whether every
+   * input value was finite (the check runs in the threads too); on false the caller must refuse the chunk.
+   */
+  async merge(tensor: string, a: ChunkArrays, coefs: readonly number[] = []): Promise<boolean> {
     if (this.failed) throw this.failed;
     const n = a.base.length;
     const views = [a.out, a.acc, a.base, ...a.models].map(shared);
     if (this.threads.length === 0 || n < this.minSplit || views.some((v) => v === undefined)) {
-      this.local(tensor, a, coefs, 0, n);
-      return;
+      return this.local(tensor, a, coefs, 0, n);
     }
     const T = this.threads.length + 1;
     const step = Math.ceil(n / T / 16) * 16;
     const done = this.threads.map((t, i) => {
       const lo = Math.min(n, (i + 1) * step);
       const hi = Math.min(n, lo + step);
-      return new Promise<void>((resolve, reject) => {
+      return new Promise<boolean>((resolve, reject) => {
         t.pending = { resolve, reject };
         const m: RangeMessage = { tensor, views: views as SharedView[], coefs: [...coefs], lo, hi };
         t.worker.postMessage(m);
       });
     });
     let local: unknown;
+    let finite = false;
     try {
-      this.local(tensor, a, coefs, 0, Math.min(n, step));
+      finite = this.local(tensor, a, coefs, 0, Math.min(n, step));
     } catch (e) {
       local = e;
     }
     // never return while a thread may still write into the shared buffers
     const settled = await Promise.allSettled(done);
     if (local) throw local;
-    const bad = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (bad) throw bad.reason;
+    for (const s of settled) {
+      if (s.status === 'rejected') throw s.reason;
+      finite &&= s.value;
+    }
+    return finite;
   }
 
   /** Stops the threads (at the end of a shard, or when it was cancelled or failed). */

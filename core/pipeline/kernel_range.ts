@@ -18,10 +18,28 @@ export interface ChunkArrays {
   models: readonly Float32Array[];
 }
 
-export type RangeMerge = (tensor: string, a: ChunkArrays, coefs: readonly number[], lo: number, hi: number) => void;
+/** Merges [lo, hi) into a.out; false when an input holds NaN or ±Inf there (the caller refuses the input). */
+export type RangeMerge = (tensor: string, a: ChunkArrays, coefs: readonly number[], lo: number, hi: number) => boolean;
 
-/** The range merge for a spec (the tensor method's parameters parsed once, here). */
+/** Whether every value is finite (v − v is 0 for finite values, NaN for NaN and ±Inf). */
+export function allFinite(v: Float32Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < v.length; i++) acc += v[i] - v[i];
+  return acc === 0;
+}
+
+/** The range merge for a spec (the tensor method's parameters parsed once, here), with the finiteness check. */
 export function rangeMerge(spec: KernelSpec): RangeMerge {
+  const merge = mergeOnly(spec);
+  return (tensor, a, coefs, lo, hi) => {
+    merge(tensor, a, coefs, lo, hi);
+    return allFinite(a.base.subarray(lo, hi)) && a.models.every((m) => allFinite(m.subarray(lo, hi)));
+  };
+}
+
+function mergeOnly(
+  spec: KernelSpec,
+): (tensor: string, a: ChunkArrays, coefs: readonly number[], lo: number, hi: number) => void {
   if (spec.kind === 'linear')
     return (_tensor, a, coefs, lo, hi) =>
       linearMergeInto(

@@ -63,7 +63,8 @@ export async function mergeShard(
   const pool = new KernelPool(spec);
   let stream: ShardStream | undefined;
   try {
-    stream = new ShardStream(base, models, tensors);
+    // the kernel threads check the inputs are finite as they merge
+    stream = new ShardStream(base, models, tensors, { checkFinite: false });
     return await writePart({ plan, uri, base, models, tensors, stream, pool, coefs, progress });
   } finally {
     await Promise.all([stream?.close(), pool.close()]);
@@ -109,7 +110,10 @@ async function writePart({
         const dtype = outputDType(t, plan.dtype);
         for await (const c of stream.chunks(t)) {
           const n = c.base.length;
-          await pool.merge(t.name, { out, acc, base: c.base, models: c.models }, coefs(t.name));
+          if (!(await pool.merge(t.name, { out, acc, base: c.base, models: c.models }, coefs(t.name)))) {
+            await stream.refuseNonFinite(c);
+            throw new Error(`internal: '${t.name}' holds a value that is not finite, and no input was refused`);
+          }
           encodeInto(out.subarray(0, n), dtype, await part.reserve(n * DTYPE_BYTES[dtype]));
           // a large tensor takes many chunks: report (and heartbeat) within it too
           if (c.start + n < numel(t.shape))

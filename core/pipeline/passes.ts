@@ -4,7 +4,7 @@ import { dataFreeMethod } from '../merge/registry';
 import { PassContext, PassState, ShardPass } from '../merge/method';
 import { MergePlan, passUri } from './plan';
 import { floatTensors, openInputs, Progress } from './inputs';
-import { ShardStream, streamBudget } from './shard_stream';
+import { ShardStream } from './shard_stream';
 import { numel } from '../safetensors';
 
 function passOf(
@@ -32,7 +32,7 @@ export async function mapShard(
   const tensors = floatTensors(base, plan.shards[shardIndex]);
   const acc = pass.start(ctx);
   // the passes record no digests, so nothing is hashed
-  const stream = new ShardStream(base, models, tensors, streamBudget(), 'none');
+  const stream = new ShardStream(base, models, tensors, { hashing: 'none' });
   try {
     for (let i = 0; i < tensors.length; i++) {
       const name = tensors[i].name;

@@ -16,6 +16,7 @@ import * as fs from 'node:fs/promises';
 import { Checkpoint, DType, DTYPE_BYTES, float32Of, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { filePath, storeFor } from '../store';
 import { InputHasher } from './input_hasher';
+import { allFinite } from './kernel_range';
 
 /**
  * Where the bytes handed out are hashed: on a hashing thread (the default), on the calling thread (the
@@ -144,17 +145,23 @@ export interface Chunk {
   models: Float32Array[];
 }
 
-/** Whether every value is finite (v − v is 0 for finite values, NaN for NaN and ±Inf). */
-function allFinite(v: Float32Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < v.length; i++) acc += v[i] - v[i];
-  return acc === 0;
+export interface StreamOptions {
+  /** Read buffer bytes shared by all inputs (default: streamBudget()). */
+  budget?: number;
+  /** Where the bytes handed out are hashed (default: on a hashing thread). */
+  hashing?: Hashing;
+  /**
+   * Refuse NaN and ±Inf in every chunk before handing it out (default). A caller that checks the chunks itself
+   * (the merge, in its kernel threads) turns this off and calls refuseNonFinite when it finds one.
+   */
+  checkFinite?: boolean;
 }
 
 export class ShardStream {
   private readonly readers: InputReader[];
   private readonly scratch: Float32Array[];
   private readonly hasher: InputHasher | undefined;
+  private readonly checkFinite: boolean;
   /** Elements per chunk. */
   readonly chunk: number;
 
@@ -163,9 +170,9 @@ export class ShardStream {
     base: Checkpoint,
     models: Checkpoint[],
     tensors: readonly TensorInfo[],
-    budget = streamBudget(),
-    hashing: Hashing = 'thread',
+    { budget = streamBudget(), hashing = 'thread', checkFinite = true }: StreamOptions = {},
   ) {
+    this.checkFinite = checkFinite;
     const inputs = [base, ...models];
     const perInput = Math.floor(budget / inputs.length);
     this.chunk = Math.max(MIN_CHUNK, Math.floor(perInput / 8));
@@ -220,11 +227,17 @@ export class ShardStream {
         if (this.scratch[i].length < len) this.scratch[i] = new Float32Array(new SharedArrayBuffer(this.chunk * 4));
         return float32Of(bytes, at[i].dtype, this.scratch[i]);
       });
-      for (const [i, v] of values.entries()) {
-        // NaN/Inf would spread to every merged entry: refused, with the whole tensor's count in the message
-        if (!allFinite(v)) await this.readers[i].ck.readFloat32(t.name);
-      }
-      yield { tensor: t, start, base: values[0], models: values.slice(1) };
+      const chunk = { tensor: t, start, base: values[0], models: values.slice(1) };
+      if (this.checkFinite) await this.refuseNonFinite(chunk);
+      yield chunk;
+    }
+  }
+
+  /** Throws when an input's values in this chunk hold NaN or ±Inf (they would spread to every merged entry). */
+  async refuseNonFinite(c: Chunk): Promise<void> {
+    for (const [i, v] of [c.base, ...c.models].entries()) {
+      // the whole tensor's read gives the message its count of bad values
+      if (!allFinite(v)) await this.readers[i].ck.readFloat32(c.tensor.name);
     }
   }
 
