@@ -4,8 +4,10 @@
  * the merge is element-wise, so the output's bytes do not depend on the number of threads. Small chunks, and
  * chunks not in shared memory, are merged on the calling thread alone.
  *
- * Threads: MERGEFLOW_KERNEL_THREADS (1 = the calling thread only), else os.availableParallelism(). A pool
- * belongs to one shard merge and is closed when it ends, however it ends.
+ * Threads: MERGEFLOW_KERNEL_THREADS (1 = the calling thread only), else one less than
+ * os.availableParallelism(), leaving a core to the hashing thread and the I/O (on the 2-core machine here, two
+ * kernel threads were slower than one: bench/RESULTS.md). A pool belongs to one shard merge and is closed when
+ * it ends, however it ends.
  */
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -19,7 +21,7 @@ export const MIN_SPLIT = 1 << 16;
 /** The number of kernel threads, counting the calling one. */
 export function kernelThreads(): number {
   const v = process.env.MERGEFLOW_KERNEL_THREADS;
-  if (v === undefined || v === '') return os.availableParallelism();
+  if (v === undefined || v === '') return Math.max(1, os.availableParallelism() - 1);
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`MERGEFLOW_KERNEL_THREADS='${v}' is not a whole number of threads ≥ 1; unset it or fix it`);
