@@ -3,15 +3,16 @@
  * input once in element chunks (shard_stream.ts), merges each chunk with a fused kernel into reused buffers,
  * and returns the sha256 of what it read from each input file, so no separate hashing pass is needed.
  */
-import { DTYPE_BYTES, encodeInto, isFloatDType, numel } from '../safetensors';
+import { Checkpoint, DTYPE_BYTES, encodeInto, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { dataFreeMethod } from '../merge/registry';
-import { linearMergeInto } from '../merge/coefficients';
 import { PassState } from '../merge/method';
 import { Committed, storeFor } from '../store';
 import { outputDType, partUri, MergePlan } from './plan';
 import { openInputs, Progress, shardTensors } from './inputs';
 import { readCoefficientTable } from './coefficients';
-import { Chunk, ShardStream } from './shard_stream';
+import { ShardStream } from './shard_stream';
+import { KernelPool } from './kernel_pool';
+import { KernelSpec } from './kernel_range';
 import { OUTPUT_BLOCK, PartOutput } from './part_output';
 import { ShardReads } from './input_digest';
 
@@ -20,16 +21,15 @@ export interface ShardPart extends Committed {
   reads: ShardReads;
 }
 
-/** Merges one chunk into out (chunk.base.length elements); acc is scratch of the same size. */
-type ChunkMerge = (out: Float32Array, acc: Float32Array, chunk: Chunk) => void;
-
-/** The per-chunk function: the linear kernel with the table's column, or the method's own merge. */
-async function chunkMerge(plan: MergePlan, state: PassState, coefficients: string | undefined): Promise<ChunkMerge> {
+/** What the kernel threads run, and each tensor's coefficients (linear methods; none for a tensor method). */
+async function kernelFor(
+  plan: MergePlan,
+  state: PassState,
+  coefficients: string | undefined,
+): Promise<{ spec: KernelSpec; coefs: (tensor: string) => number[] }> {
   const method = dataFreeMethod(plan.method);
-  const params = method.params.parse(plan.params);
   if (method.kind === 'tensor')
-    return (out, _acc, c) =>
-      method.mergeInto(out, { name: c.tensor.name, base: c.base, models: c.models, params, state });
+    return { spec: { kind: 'tensor', method: plan.method, params: plan.params, state }, coefs: () => [] };
   if (!coefficients) throw new Error(`method '${plan.method}' merges with a coefficient table, and none was given`);
   const table = await readCoefficientTable(coefficients);
   if (table.models.join('\n') !== plan.models.map((m) => m.name).join('\n'))
@@ -37,14 +37,15 @@ async function chunkMerge(plan: MergePlan, state: PassState, coefficients: strin
   const column = new Map(table.tensors.map((n, l) => [n, l]));
   const [K, L] = [table.models.length, table.tensors.length];
   let last: { name: string; coefs: number[] } | undefined;
-  return (out, acc, c) => {
-    if (last?.name !== c.tensor.name) {
-      const l = column.get(c.tensor.name);
-      if (l === undefined) throw new Error(`${coefficients}: no coefficients for tensor '${c.tensor.name}'`);
-      last = { name: c.tensor.name, coefs: Array.from({ length: K }, (_, k) => table.values[k * L + l]) };
+  const coefs = (name: string): number[] => {
+    if (last?.name !== name) {
+      const l = column.get(name);
+      if (l === undefined) throw new Error(`${coefficients}: no coefficients for tensor '${name}'`);
+      last = { name, coefs: Array.from({ length: K }, (_, k) => table.values[k * L + l]) };
     }
-    linearMergeInto(out, acc, c.base, c.models, last.coefs);
+    return last.coefs;
   };
+  return { spec: { kind: 'linear' }, coefs };
 }
 
 export async function mergeShard(
@@ -54,14 +55,50 @@ export async function mergeShard(
   coefficients?: string,
   progress?: Progress,
 ): Promise<ShardPart> {
-  const merge = await chunkMerge(plan, state, coefficients);
+  const { spec, coefs } = await kernelFor(plan, state, coefficients);
   const { base, models } = await openInputs(plan);
   const tensors = shardTensors(base, plan.shards[shardIndex]);
-  const stream = new ShardStream(base, models, tensors);
-  const out = new Float32Array(stream.chunk);
-  const acc = new Float32Array(stream.chunk);
   const uri = partUri(plan, shardIndex);
+  // threads first (a bad MERGEFLOW_KERNEL_THREADS fails here, before anything is opened); closed in finally
+  const pool = new KernelPool(spec);
+  let stream: ShardStream | undefined;
+  try {
+    // the kernel threads check the inputs are finite as they merge
+    stream = new ShardStream(base, models, tensors, { checkFinite: false });
+    return await writePart({ plan, uri, base, models, tensors, stream, pool, coefs, progress });
+  } finally {
+    await Promise.all([stream?.close(), pool.close()]);
+  }
+}
+
+interface PartJob {
+  plan: MergePlan;
+  uri: string;
+  base: Checkpoint;
+  models: Checkpoint[];
+  tensors: TensorInfo[];
+  stream: ShardStream;
+  pool: KernelPool;
+  coefs: (tensor: string) => number[];
+  progress: Progress | undefined;
+}
+
+/** Stream the shard's tensors through the kernel into the part object; commit it, or abort it on failure. */
+async function writePart({
+  plan,
+  uri,
+  base,
+  models,
+  tensors,
+  stream,
+  pool,
+  coefs,
+  progress,
+}: PartJob): Promise<ShardPart> {
   const w = await storeFor(uri).writer(uri);
+  // shared memory, so the kernel threads write their ranges of the output where this thread reads them
+  const out = new Float32Array(new SharedArrayBuffer(stream.chunk * 4));
+  const acc = new Float32Array(new SharedArrayBuffer(stream.chunk * 4));
   const outBytes = tensors.reduce((a, t) => a + numel(t.shape) * DTYPE_BYTES[outputDType(t, plan.dtype)], 0);
   const part = new PartOutput(w, Math.max(1, Math.min(OUTPUT_BLOCK, outBytes)));
   try {
@@ -73,7 +110,10 @@ export async function mergeShard(
         const dtype = outputDType(t, plan.dtype);
         for await (const c of stream.chunks(t)) {
           const n = c.base.length;
-          merge(out.subarray(0, n), acc, c);
+          if (!(await pool.merge(t.name, { out, acc, base: c.base, models: c.models }, coefs(t.name)))) {
+            await stream.refuseNonFinite(c);
+            throw new Error(`internal: '${t.name}' holds a value that is not finite, and no input was refused`);
+          }
           encodeInto(out.subarray(0, n), dtype, await part.reserve(n * DTYPE_BYTES[dtype]));
           // a large tensor takes many chunks: report (and heartbeat) within it too
           if (c.start + n < numel(t.shape))
@@ -84,7 +124,7 @@ export async function mergeShard(
     }
     await part.flush(true);
     const committed = await w.commit();
-    const reads = stream.digests().map((files, i) =>
+    const reads = (await stream.digests()).map((files, i) =>
       files.map((sha256, f) => {
         const file = (i === 0 ? base : models[i - 1]).files[f];
         return { uri: file.uri, bytes: file.size, sha256 };
@@ -94,7 +134,5 @@ export async function mergeShard(
   } catch (e) {
     await w.abort();
     throw e;
-  } finally {
-    await stream.close();
   }
 }

@@ -4,14 +4,25 @@
  *    holds, so the small neighbouring tensors of a shard come in one read;
  *  - large tensors go in chunks whose size depends on a fixed memory budget divided by the number of inputs,
  *    so memory stays flat however many models are merged and however large the largest tensor is;
- *  - every byte handed to the merge is hashed on the way (sha256 per input file, in the shard's tensor order):
- *    the digests of all shards, combined, stand for the inputs in the manifest, without a separate pass.
- * Chunk values are views into reused buffers, valid until the next chunk.
+ *  - every byte handed to the merge is hashed on the way (sha256 per input file, in the shard's tensor order),
+ *    on a thread of its own (input_hasher.ts): the digests of all shards, combined, stand for the inputs in the
+ *    manifest, without a separate pass.
+ * Read buffers and decode scratch live in shared memory, so the hashing thread and the kernel threads
+ * (kernel_pool.ts) read the chunks where they are. Chunk values are views into reused buffers, valid until the
+ * next chunk.
  */
 import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { Checkpoint, DType, DTYPE_BYTES, float32Of, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { filePath, storeFor } from '../store';
+import { InputHasher } from './input_hasher';
+import { allFinite } from './kernel_range';
+
+/**
+ * Where the bytes handed out are hashed: on a hashing thread (the default), on the calling thread (the
+ * earlier way, kept for comparison), or not at all (the passes, which record no digests).
+ */
+export type Hashing = 'thread' | 'inline' | 'none';
 
 /** Bytes of read buffers per shard activity, shared by all inputs (the chunk size follows from it). */
 export const STREAM_BUDGET = 96 * 1024 * 1024;
@@ -35,9 +46,11 @@ interface Located {
   dtype: DType;
 }
 
-/** One input's files, a read buffer over one of them, and a running sha256 per file. */
+/** One input's files, a shared read buffer over one of them, and its hashing (a sha256 per file). */
 class InputReader {
-  private readonly buf: Uint8Array;
+  readonly buf: Uint8Array;
+  /** Set when hashing on a thread: this reader's index there. */
+  hasher: { thread: InputHasher; input: number } | undefined;
   private bufFile = -1;
   private bufStart = 0;
   private bufLen = 0;
@@ -50,8 +63,9 @@ class InputReader {
   constructor(
     readonly ck: Checkpoint,
     capacity: number,
+    private readonly hashing: Hashing,
   ) {
-    this.buf = new Uint8Array(capacity);
+    this.buf = new Uint8Array(new SharedArrayBuffer(capacity));
     this.handles = ck.files.map(() => undefined);
     this.hashes = ck.files.map(() => undefined);
     this.limits = ck.files.map(() => 0);
@@ -78,11 +92,14 @@ class InputReader {
     }
     const at = offset - this.bufStart;
     const v = this.buf.subarray(at, at + length);
-    (this.hashes[file] ??= createHash('sha256')).update(v);
+    if (this.hasher) this.hasher.thread.update(this.hasher.input, file, at, length);
+    else if (this.hashing === 'inline') (this.hashes[file] ??= createHash('sha256')).update(v);
     return v;
   }
 
   private async refill(file: number, offset: number, length: number): Promise<void> {
+    // the hashing thread may still be reading what this buffer holds
+    if (this.hasher) await this.hasher.thread.settled(this.hasher.input);
     const f = this.ck.files[file];
     const want = Math.max(length, Math.min(this.buf.byteLength, this.limits[file] - offset));
     if (want > this.buf.byteLength) throw new Error(`internal: a chunk of ${length} bytes exceeds the read buffer`);
@@ -128,21 +145,34 @@ export interface Chunk {
   models: Float32Array[];
 }
 
-/** Whether every value is finite (v − v is 0 for finite values, NaN for NaN and ±Inf). */
-function allFinite(v: Float32Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < v.length; i++) acc += v[i] - v[i];
-  return acc === 0;
+export interface StreamOptions {
+  /** Read buffer bytes shared by all inputs (default: streamBudget()). */
+  budget?: number;
+  /** Where the bytes handed out are hashed (default: on a hashing thread). */
+  hashing?: Hashing;
+  /**
+   * Refuse NaN and ±Inf in every chunk before handing it out (default). A caller that checks the chunks itself
+   * (the merge, in its kernel threads) turns this off and calls refuseNonFinite when it finds one.
+   */
+  checkFinite?: boolean;
 }
 
 export class ShardStream {
   private readonly readers: InputReader[];
   private readonly scratch: Float32Array[];
+  private readonly hasher: InputHasher | undefined;
+  private readonly checkFinite: boolean;
   /** Elements per chunk. */
   readonly chunk: number;
 
   /** `tensors`: the base tensors this stream will be asked for (float ones read from every input). */
-  constructor(base: Checkpoint, models: Checkpoint[], tensors: readonly TensorInfo[], budget = streamBudget()) {
+  constructor(
+    base: Checkpoint,
+    models: Checkpoint[],
+    tensors: readonly TensorInfo[],
+    { budget = streamBudget(), hashing = 'thread', checkFinite = true }: StreamOptions = {},
+  ) {
+    this.checkFinite = checkFinite;
     const inputs = [base, ...models];
     const perInput = Math.floor(budget / inputs.length);
     this.chunk = Math.max(MIN_CHUNK, Math.floor(perInput / 8));
@@ -154,9 +184,17 @@ export class ShardStream {
       return bytes;
     });
     this.readers = inputs.map(
-      (ck, i) => new InputReader(ck, Math.min(Math.max(perInput, this.chunk * 8), Math.max(needs[i], 8))),
+      (ck, i) => new InputReader(ck, Math.min(Math.max(perInput, this.chunk * 8), Math.max(needs[i], 8)), hashing),
     );
     this.scratch = inputs.map(() => new Float32Array(0));
+    if (hashing === 'thread') {
+      const thread = new InputHasher(
+        this.readers.map((r) => r.buf.buffer as SharedArrayBuffer),
+        inputs.map((ck) => ck.files.length),
+      );
+      this.readers.forEach((r, input) => (r.hasher = { thread, input }));
+      this.hasher = thread;
+    }
     for (const t of tensors) {
       if (isFloatDType(t.dtype)) for (const r of this.readers) r.need(t.name);
       else this.readers[0].need(t.name);
@@ -186,19 +224,26 @@ export class ShardStream {
         }),
       );
       const values = spans.map((bytes, i) => {
-        if (this.scratch[i].length < len) this.scratch[i] = new Float32Array(this.chunk);
+        if (this.scratch[i].length < len) this.scratch[i] = new Float32Array(new SharedArrayBuffer(this.chunk * 4));
         return float32Of(bytes, at[i].dtype, this.scratch[i]);
       });
-      for (const [i, v] of values.entries()) {
-        // NaN/Inf would spread to every merged entry: refused, with the whole tensor's count in the message
-        if (!allFinite(v)) await this.readers[i].ck.readFloat32(t.name);
-      }
-      yield { tensor: t, start, base: values[0], models: values.slice(1) };
+      const chunk = { tensor: t, start, base: values[0], models: values.slice(1) };
+      if (this.checkFinite) await this.refuseNonFinite(chunk);
+      yield chunk;
+    }
+  }
+
+  /** Throws when an input's values in this chunk hold NaN or ±Inf (they would spread to every merged entry). */
+  async refuseNonFinite(c: Chunk): Promise<void> {
+    for (const [i, v] of [c.base, ...c.models].entries()) {
+      // the whole tensor's read gives the message its count of bad values
+      if (!allFinite(v)) await this.readers[i].ck.readFloat32(c.tensor.name);
     }
   }
 
   /** Per input (base first), the sha256 per file of the bytes handed out so far. Call once, at the end. */
-  digests(): string[][] {
+  async digests(): Promise<string[][]> {
+    if (this.hasher) return this.hasher.digests();
     return this.readers.map((r) => r.digests());
   }
 
@@ -206,7 +251,8 @@ export class ShardStream {
     return this.readers.reduce((a, r) => a + r.readBytes, 0);
   }
 
+  /** Closes the input files and ends the hashing thread (also when the merge stopped half-way). */
   async close(): Promise<void> {
-    await Promise.all(this.readers.map((r) => r.close()));
+    await Promise.all([...this.readers.map((r) => r.close()), this.hasher?.close()]);
   }
 }
