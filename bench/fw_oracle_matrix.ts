@@ -66,12 +66,12 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\n${key === 'w' ? 'full weights θm (the LMO)' : 'task vectors τm'}: Σp cos, lowest marked *\n`,
     );
-    process.stdout.write(`${'target'.padEnd(10)} ${pool.map((m) => short(m).padStart(9)).join('')}\n`);
+    process.stdout.write(`${'target'.padEnd(10)} ${pool.map((m) => short(m).padStart(11)).join('')}\n`);
     for (const r of rows) {
       const s = r[key];
       const min = Math.min(...s);
       process.stdout.write(
-        `${short(r.target).padEnd(10)} ${s.map((x) => `${x.toFixed(3)}${x === min ? '*' : ' '}`.padStart(9)).join('')}\n`,
+        `${short(r.target).padEnd(10)} ${s.map((x) => `${x.toFixed(3)}${x === min ? '*' : ' '}`.padStart(11)).join('')}\n`,
       );
     }
   }
