@@ -13,6 +13,7 @@ import { buildHeader } from '../core/safetensors';
 import { coreSteps, outputDType, partsDigest, planMerge } from '../core/pipeline';
 import { Checkpoint } from '../core/safetensors';
 import { MIN_PART } from '../core/store/s3_parts';
+import { composesDuring } from './helpers/compose_spy';
 import { fileUri, s3Prefix, tmpDir, uniq } from './helpers/env';
 
 /** Counts the bytes `store` reads from URIs under `prefix` while `fn` runs (the store itself does the reads). */
@@ -90,21 +91,10 @@ for (const kind of ['file', 's3'] as const) {
     const root = kind === 's3' ? s3Prefix('republish') : fileUri(tmpDir('republish'));
     const { config, plan, parts, steps } = await mergedParts(root, `${root}/out/merged.safetensors`);
     const first = await steps.publishMerge(plan, parts, config);
-    const store = storeFor(root);
-    const compose = store.compose;
-    let composed = 0;
-    store.compose = async (...args) => {
-      composed++;
-      return compose.apply(store, args);
-    };
-    try {
-      // the first attempt committed (its parts are gone), but its result was lost: Temporal retries the activity
-      const again = await steps.publishMerge(plan, parts, config);
-      assert.deepEqual(again, first);
-    } finally {
-      store.compose = compose;
-    }
-    assert.equal(composed, 0, 'the output is not written again');
+    // the first attempt committed (its parts are gone), but its result was lost: Temporal retries the activity
+    const again = await composesDuring(root, () => steps.publishMerge(plan, parts, config));
+    assert.deepEqual(again.result, first);
+    assert.equal(again.composed, 0, 'the output is not written again');
     assert.equal(first.output.sha256, partsDigest((await expectedHeader(plan)).bytes, parts));
   });
 }

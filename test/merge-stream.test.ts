@@ -17,6 +17,7 @@ import { ShardStream } from '../core/pipeline/shard_stream';
 import { addScaledTaskVector, applyDelta } from '../core/merge/task_vectors';
 import { filePath, readJson } from '../core/store';
 import { fileUri, tmpDir } from './helpers/env';
+import { listedMergeConfig, METHOD_CASES } from './helpers/configs';
 
 const SHAPES: Record<string, number[]> = { emb: [300, 211], ln: [211], ids: [50], w2: [211, 97] };
 const DTYPES: DType[] = ['F32', 'BF16', 'F16', 'F32'];
@@ -49,17 +50,7 @@ async function inputs(label: string): Promise<{ dir: string; uris: string[] }> {
 }
 
 async function merge(dir: string, uris: string[], method: string, parameters: object, out: string, budget?: string) {
-  const cfg = validateConfig(
-    {
-      method,
-      base: uris[0],
-      models: uris.slice(1).map((u, k) => ({ name: `m${k + 1}`, checkpoint: u })),
-      parameters,
-      output: path.join(dir, out),
-      shards: 2,
-    },
-    'test',
-  );
+  const cfg = listedMergeConfig(dir, uris, method, parameters, out);
   if (budget) process.env.MERGEFLOW_STREAM_BUDGET = budget;
   try {
     return await runLocalMerge(cfg);
@@ -70,12 +61,7 @@ async function merge(dir: string, uris: string[], method: string, parameters: ob
 
 test('tensors merged in element chunks equal whole-tensor merges byte for byte, for every method', async () => {
   const { dir, uris } = await inputs('stream-chunks');
-  for (const [method, parameters] of [
-    ['task_arithmetic', { scaling: 0.3 }],
-    ['weight_average', {}],
-    ['ties', { keep: 0.2, scaling: 0.5 }],
-    ['ties', { keep: 0.5, merge: 'mean' }],
-  ] as const) {
+  for (const [method, parameters] of METHOD_CASES) {
     const whole = await merge(dir, uris, method, parameters, `${method}-whole.safetensors`);
     const chunked = await merge(dir, uris, method, parameters, `${method}-chunked.safetensors`, SMALL_BUDGET);
     assert.equal(chunked.output.sha256, whole.output.sha256, `${method} ${JSON.stringify(parameters)}`);

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { validateConfig } from '../core/config/load';
 import { Checkpoint, DType, fromFloat32, numel, writeTensors } from '../core/safetensors';
 import { runLocalMerge } from '../core/pipeline/local';
 import { planMerge } from '../core/pipeline/plan';
@@ -16,6 +15,7 @@ import { KernelPool } from '../core/pipeline/kernel_pool';
 import { liveThreads } from '../core/pipeline/threads';
 import { readJson } from '../core/store';
 import { fileUri, tmpDir } from './helpers/env';
+import { listedMergeConfig, METHOD_CASES } from './helpers/configs';
 
 /** Odd element counts, larger than a split, so every thread gets a range and the last one a ragged end. */
 const SHAPES: Record<string, number[]> = { emb: [513, 257], ln: [211], w: [401, 331] };
@@ -46,19 +46,7 @@ async function inputs(label: string, dtype: DType): Promise<{ dir: string; uris:
   return { dir, uris };
 }
 
-function config(dir: string, uris: string[], method: string, parameters: object, out: string) {
-  return validateConfig(
-    {
-      method,
-      base: uris[0],
-      models: uris.slice(1).map((u, k) => ({ name: `m${k + 1}`, checkpoint: u })),
-      parameters,
-      output: path.join(dir, out),
-      shards: 2,
-    },
-    'test',
-  );
-}
+const config = listedMergeConfig;
 
 async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
   Object.assign(process.env, env);
@@ -74,12 +62,7 @@ type Manifest = { inputs: unknown };
 for (const dtype of ['F32', 'BF16'] as const) {
   test(`${dtype}: the kernel on 3 threads writes the bytes of the 1-thread path (TA, WA, TIES)`, async () => {
     const { dir, uris } = await inputs(`threads-${dtype}`, dtype);
-    for (const [method, parameters] of [
-      ['task_arithmetic', { scaling: 0.3 }],
-      ['weight_average', {}],
-      ['ties', { keep: 0.2, scaling: 0.5 }],
-      ['ties', { keep: 0.5, merge: 'mean' }],
-    ] as const) {
+    for (const [method, parameters] of METHOD_CASES) {
       const tag = `${dtype} ${method} ${JSON.stringify(parameters)}`;
       const one = await withEnv({ MERGEFLOW_KERNEL_THREADS: '1', MERGEFLOW_STREAM_BUDGET: BUDGET }, () =>
         runLocalMerge(config(dir, uris, method, parameters, `${method}-1.safetensors`)),

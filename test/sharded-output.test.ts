@@ -27,6 +27,7 @@ import {
   splitOutputFiles,
   splitShards,
 } from '../core/pipeline';
+import { composesDuring } from './helpers/compose_spy';
 import { fileUri, runCli, s3Prefix, startWorker, stopWorker, tmpDir, uniq, writeYaml } from './helpers/env';
 
 const queue = uniq('shard');
@@ -261,19 +262,9 @@ for (const kind of ['file', 's3'] as const) {
     const parts: ShardPart[] = [];
     for (const s of plan.shards) parts.push(await steps.mergeShard(plan, s.index, {}, coefficients));
     const first = await steps.publishMerge(plan, parts, config);
-    const store = storeFor(root);
-    const compose = store.compose;
-    let composed = 0;
-    store.compose = async (...args) => {
-      composed++;
-      return compose.apply(store, args);
-    };
-    try {
-      assert.deepEqual(await steps.publishMerge(plan, parts, config), first);
-    } finally {
-      store.compose = compose;
-    }
-    assert.equal(composed, 0, 'no file is written again');
+    const again = await composesDuring(root, () => steps.publishMerge(plan, parts, config));
+    assert.deepEqual(again.result, first);
+    assert.equal(again.composed, 0, 'no file is written again');
     assert.equal(first.files?.length, plan.outputFiles!.length + 1);
   });
 }

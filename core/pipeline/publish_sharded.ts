@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { TensorSpec } from '../safetensors';
 import { basenameUri, Committed, joinUri, putObject, readJson, storeFor } from '../store';
+import { pool } from '../store/s3_parts';
 import { ComposedFile, composeFile } from './compose_file';
 import { INDEX_FILE, indexJson, isShardFileName, OutputFilePlan, shardsOf, SINGLE_FILE } from './output_shards';
 import type { MergePlan } from './plan';
@@ -37,30 +38,6 @@ async function dropClashingIndex(plan: MergePlan, files: readonly OutputFilePlan
   if (!idx?.weight_map || named.some((n) => typeof n === 'string' && ours.has(n))) await store.delete(plan.outputFile);
 }
 
-/** Map with at most `limit` calls in flight; after a failure no new call starts, and the first error is thrown once the running ones end. */
-async function eachAtMost<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, i: number) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i], i);
-      } catch (error) {
-        failed ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failed) throw failed.error;
-  return out;
-}
-
 /** The shard files (whole parts each), then the index: readers find a checkpoint only once the index is there. */
 export async function composeSharded(
   plan: MergePlan,
@@ -73,7 +50,7 @@ export async function composeSharded(
   await dropClashingIndex(plan, files);
   const placed = files.map(() => 0);
   let total = files.reduce((a, f) => a + f.bytes, 0);
-  const written: (ComposedFile | FileHash)[] = await eachAtMost(files, FILES_AT_ONCE, (f, i) => {
+  const written: (ComposedFile | FileHash)[] = await pool(files, FILES_AT_ONCE, (f, i) => {
     const own = shardsOf(f, plan.shards).map((s) => parts[s]);
     const tensors = specs.slice(f.first, f.first + f.count);
     return composeFile(joinUri(folder, f.name), tensors, plan.method, own, (done, size) => {

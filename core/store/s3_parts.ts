@@ -75,7 +75,10 @@ export function copyPlan(headBytes: number, segments: readonly Segment[], base: 
   return out;
 }
 
-/** Map over items with at most `limit` calls in flight; results in input order. */
+/**
+ * Map over items with at most `limit` calls in flight; results in input order. After a failure no new call
+ * starts, and the first error is thrown once the running ones have ended (no call is left running unobserved).
+ */
 export async function pool<T, R>(
   items: readonly T[],
   limit: number,
@@ -83,12 +86,18 @@ export async function pool<T, R>(
 ): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
-  const run = async (): Promise<void> => {
-    while (next < items.length) {
+  let failed: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (!failed && next < items.length) {
       const i = next++;
-      out[i] = await fn(items[i], i);
+      try {
+        out[i] = await fn(items[i], i);
+      } catch (error) {
+        failed ??= { error };
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failed) throw failed.error;
   return out;
 }
