@@ -20,7 +20,18 @@ export interface SweepChartInput {
   pretrained?: number;
 }
 
-const COLORS = ['#3b6fb6', '#e39c37', '#2f6f4f', '#c0504d', '#7d5ba6', '#4bacc6', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
+const COLORS = [
+  '#3b6fb6',
+  '#e39c37',
+  '#2f6f4f',
+  '#c0504d',
+  '#7d5ba6',
+  '#4bacc6',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+];
 const FONT = 'DejaVu Sans';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const f = (v: number) => v.toFixed(1);
