@@ -100,6 +100,9 @@ export function formatStatus(status: StackStatus): string[] {
   return [formatService(status.services.temporal), formatService(status.services.s3)];
 }
 
+/** Starts of SeaweedFS before giving up when it exits during start-up. */
+const S3_START_ATTEMPTS = 3;
+
 /** Starts (or keeps) the stack, waits until both services answer, creates the bucket. */
 export async function stackUp(opts: StackOptions = {}): Promise<StackStatus> {
   const env = opts.env ?? process.env;
@@ -176,33 +179,47 @@ async function startServices(
     return r;
   });
 
-  const s3Task = ensureService(
-    p,
-    { svc: 's3', port: ports.s3, label: `${LABEL.s3} (${server === 'seaweedfs' ? 'SeaweedFS' : 'MinIO'})` },
-    opts,
-    async () => {
-      const internal = server === 'seaweedfs' ? await freePorts(WEED_INTERNAL_PORTS) : [];
-      const args = s3Args(server, p, ports, vars, internal);
-      const bin = s3Bin(p, server);
-      const spawned = await startDetached(bin, args, s3Env(server, env, vars), logFile(p, 's3'), p.home);
-      return {
-        spawned,
-        info: {
-          pid: spawned.pid,
-          port: ports.s3,
-          consolePort: ports.s3Console,
-          bin,
-          args,
-          startedAt: new Date().toISOString(),
-        },
-      };
-    },
-    () => {
-      const running = readInfo(p, 's3')?.bin; // one that already ran (maybe the other server) keeps running
-      return s3Live(ports.s3, running ? s3ServerOfBin(running) : server);
-    },
-    log,
-  ).then(async (r) => {
+  const startS3 = () =>
+    ensureService(
+      p,
+      { svc: 's3', port: ports.s3, label: `${LABEL.s3} (${server === 'seaweedfs' ? 'SeaweedFS' : 'MinIO'})` },
+      opts,
+      async () => {
+        const internal = server === 'seaweedfs' ? await freePorts(WEED_INTERNAL_PORTS) : [];
+        const args = s3Args(server, p, ports, vars, internal);
+        const bin = s3Bin(p, server);
+        const spawned = await startDetached(bin, args, s3Env(server, env, vars), logFile(p, 's3'), p.home);
+        return {
+          spawned,
+          info: {
+            pid: spawned.pid,
+            port: ports.s3,
+            consolePort: ports.s3Console,
+            bin,
+            args,
+            startedAt: new Date().toISOString(),
+          },
+        };
+      },
+      () => {
+        const running = readInfo(p, 's3')?.bin; // one that already ran (maybe the other server) keeps running
+        return s3Live(ports.s3, running ? s3ServerOfBin(running) : server);
+      },
+      log,
+    );
+  // SeaweedFS binds internal ports chosen free a moment before; another process can take one meanwhile (it then
+  // exits at start): start it again with fresh ports
+  const s3Task = (async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startS3();
+      } catch (e) {
+        const early = e instanceof StackError && /stopped during startup/.test(e.message);
+        if (server !== 'seaweedfs' || !early || attempt >= S3_START_ATTEMPTS) throw e;
+        log(`stack: SeaweedFS stopped during startup (attempt ${attempt}); starting it again on fresh internal ports`);
+      }
+    }
+  })().then(async (r) => {
     await createBucket(vars, ports.s3);
     return r;
   });
