@@ -195,7 +195,7 @@ test(
 );
 
 test('the resume point: the unbroken chain of iterations from θ0, cut where a θ changed', async () => {
-  const work = `${prefix}/ledger/work/`;
+  const work = `${prefix}/ledger/run-work/`;
   const plan = { params: { iterations: 4 }, targets: [{ name: 'a' }, { name: 'b' }] } as unknown as FwPlan;
   const obj = async (name: string, body: string) => {
     const uri = `${work}${name}`;
