@@ -95,7 +95,7 @@ test('--set overrides a field, and a Hugging Face folder output keeps config.jso
 
 test('cancel stops a running merge and publishes nothing; its committed work stays for resume', async () => {
   const dir = tmpDir('wfcancel');
-  const ck = await writeSyntheticCheckpoints(path.join(dir, 'in'), { seed: 9, models: 3, dim: 1024, layers: 6 });
+  const ck = await writeSyntheticCheckpoints(path.join(dir, 'in'), { seed: 9, models: 3, dim: 1024, layers: 24 });
   const output = path.join(dir, 'out', 'm.safetensors');
   const cfg = writeYaml(path.join(dir, 'c.yaml'), {
     method: 'ties',

@@ -44,3 +44,8 @@ export function longActivityOptions(
     retry,
   };
 }
+
+/** A short activity (planning, a reduce, publishing the small files): no heartbeat, half an hour at most. */
+export function quickActivityOptions(retry: RetryPolicy): ActivityOptions {
+  return { startToCloseTimeout: '30 minutes', retry };
+}

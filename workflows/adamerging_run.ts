@@ -39,8 +39,8 @@ import type {
 } from '../core/merge/adamerging/run_types';
 import { TimeoutType } from '@temporalio/common';
 import { autoEpochSteps } from '../core/merge/adamerging/epoch_size';
-import { DATA_DRIVEN_ERRORS, longActivityOptions, retryPolicy } from './activity_options';
-import { MergeMethod, MergeStatus } from './search_attributes';
+import { DATA_DRIVEN_ERRORS, longActivityOptions, quickActivityOptions, retryPolicy } from './activity_options';
+import { markRunStarted, MergeStatus } from './search_attributes';
 import { runConfig, scheduledTime } from './run_config';
 import { fillScheduledTime, hasLatestUnder } from '../core/schedule/template';
 import { workPrefixFor } from '../core/resume/work';
@@ -65,7 +65,7 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
   const runId = workflowInfo().workflowId;
   const opts = longOptions(input.heartbeatTimeoutSeconds ?? 60);
   const long = proxyActivities<Activities>(opts);
-  const quick = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', retry: RETRY });
+  const quick = proxyActivities<Activities>(quickActivityOptions(RETRY));
   const affinity = input.affinityTimeoutSeconds ?? 10;
   const epochsPerRun = input.epochsPerRun ?? 50;
   const steps = cfg.parameters.steps;
@@ -83,10 +83,7 @@ export async function adaMergingRun(input: AdaRunInput): Promise<AdaResult> {
   setHandler(adaProgressQuery, () => progress);
   // runs started before resume support have no run record or memo: replay them as they ran
   const resumable = patched('resume-ledger');
-  upsertSearchAttributes([
-    { key: MergeStatus, value: 'running' },
-    { key: MergeMethod, value: cfg.method },
-  ]);
+  markRunStarted(cfg.method);
 
   /** An epoch on the worker that ran the last one; on any worker if that one does not pick it up in time. */
   const epoch = async (e: EpochInput, queue: string | undefined): Promise<EpochResult> => {

@@ -19,7 +19,7 @@ import {
 import type { Activities } from '../activities';
 import type { MergeProgress, MergeResult, MergeRunInput } from '../core/pipeline/run_types';
 import { driveMerge, MergeExecutor, MergeResume, totalUnits } from '../core/pipeline/driver';
-import { MergeMethod, MergeStatus } from './search_attributes';
+import { markRunStarted, MergeStatus } from './search_attributes';
 import { runConfig } from './run_config';
 import { workPrefixFor } from '../core/resume/work';
 import { longActivityOptions, NON_RETRYABLE, retryPolicy } from './activity_options';
@@ -43,10 +43,7 @@ export async function dataFreeMerge(input: MergeRunInput): Promise<MergeResult> 
   setHandler(progressQuery, () => progress);
   // runs started before resume support have no run record or memo: replay them as they ran
   const resumable = patched('resume-ledger');
-  upsertSearchAttributes([
-    { key: MergeStatus, value: 'running' },
-    { key: MergeMethod, value: cfg.method },
-  ]);
+  markRunStarted(cfg.method);
   const timings: Record<string, number> = {};
   const t0 = Date.now();
   let phaseStart = t0;

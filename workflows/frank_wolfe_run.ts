@@ -43,8 +43,8 @@ import type {
 } from '../core/merge/frank_wolfe/run_types';
 import { combineShards, pickCandidates } from '../core/merge/frank_wolfe/select';
 import { hardCoefficient } from '../core/merge/frank_wolfe/step_size';
-import { DATA_DRIVEN_ERRORS, longActivityOptions, retryPolicy } from './activity_options';
-import { MergeMethod, MergeStatus } from './search_attributes';
+import { DATA_DRIVEN_ERRORS, longActivityOptions, quickActivityOptions, retryPolicy } from './activity_options';
+import { markRunStarted, MergeStatus } from './search_attributes';
 
 export const fwProgressQuery = defineQuery<FwProgress>('progress');
 
@@ -55,7 +55,7 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
   const runId = workflowInfo().workflowId;
   const hb = input.heartbeatTimeoutSeconds ?? 60;
   const long = proxyActivities<Activities>(longActivityOptions(hb, RETRY));
-  const quick = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', retry: RETRY });
+  const quick = proxyActivities<Activities>(quickActivityOptions(RETRY));
   const iterationsPerRun = input.iterationsPerRun ?? 10;
   const T = cfg.parameters.iterations;
   const progress: FwProgress = {
@@ -70,10 +70,7 @@ export async function frankWolfeRun(input: FwRunInput): Promise<FwResult> {
   setHandler(fwProgressQuery, () => progress);
   // runs started before resume support have no run record or memo: replay them as they ran
   const resumable = patched('fw-resume-ledger');
-  upsertSearchAttributes([
-    { key: MergeStatus, value: 'running' },
-    { key: MergeMethod, value: cfg.method },
-  ]);
+  markRunStarted(cfg.method);
 
   let c: FwCarried | undefined = input.carried;
   /** A resumed run's gradients of its first iteration, already written by the run it resumes. */
