@@ -46,22 +46,20 @@ export interface ScoreHooks {
 }
 
 /**
- * What a candidate is scored as. `weights` (the spec's LMO): its full weights θm. `task_vectors`: τm = θm − θ0
- * against the base (read once per tensor). ⟨g, θm⟩ and ⟨g, τm⟩ differ by the same ⟨g, θ0⟩ for every candidate,
- * so the unnormalised LMO picks the same model either way; the cosine's normalisation does not: with
- * ‖τm‖ ≪ ‖θ0‖ every cos(g, θm) is nearly cos(g, θ0) and the ranking is left to small differences of norm.
+ * `oracle_basis: task_vectors`: a candidate tensor minus the base tensor (τm = θm − θ0; the base tensor read once
+ * per tensor name). ⟨g, θm⟩ and ⟨g, τm⟩ differ by the same ⟨g, θ0⟩ for every candidate, so the unnormalised LMO
+ * picks the same model either way; the cosine's normalisation does not: with ‖τm‖ ≪ ‖θ0‖ every cos(g, θm) is
+ * nearly cos(g, θ0). The result is one buffer per tensor, reused for the next candidate: score it before the next
+ * call.
  */
-export type OracleBasis = 'weights' | 'task_vectors';
-
-/** Candidate tensor minus the base tensor (the base tensor read once per tensor name). */
 export function minusBase(base: TensorSource): (tensor: string, theta: Float32Array) => Promise<Float32Array> {
-  let cached: { tensor: string; values: Promise<Float32Array> } | undefined;
+  let cached: { tensor: string; values: Promise<Float32Array>; out?: Float32Array } | undefined;
   return async (tensor, theta) => {
     if (cached?.tensor !== tensor) cached = { tensor, values: base.read(tensor) };
     const b = await cached.values;
     if (b.length !== theta.length)
       throw new Error(`FW oracle: tensor '${tensor}' has ${theta.length} values, the base ${b.length}`);
-    const out = new Float32Array(theta.length);
+    const out = (cached.out ??= new Float32Array(theta.length));
     for (let i = 0; i < out.length; i++) out[i] = theta[i] - b[i];
     return out;
   };
