@@ -32,7 +32,7 @@ const LABELS: Record<string, string> = {
   fw: 'FW-Soft, oracle on τ (default)',
   'fw-weights': 'FW-Soft, oracle on θ (spec)',
   'fw-layer': 'FW-Soft, layer-wise, on τ',
-  'fw-proxy': 'FW-Soft, on τ, step sizes on the proxy set',
+  'fw-proxy': 'FW-Soft, τ, proxy step sizes',
   'fw-hard': 'FW-Hard, TA start and step',
   'fw-hard-ties': 'FW-Hard, TIES start and step',
 };
