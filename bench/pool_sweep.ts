@@ -7,7 +7,8 @@
  *   node dist/bench/pool_sweep.js SUITE [--irrelevant 0,4,8,16] [--methods ta,ties,adamerging,fw]
  *        [--ada-steps 200] [--fw KEY=VALUE,...] [--limit 1000] [--out DIR]
  *
- * --fw overrides Frank-Wolfe's parameters (e.g. --fw adamerging_steps=100,iterations=5); AdaMerging learns
+ * --fw overrides Frank-Wolfe's parameters (e.g. --fw adamerging_steps=100,iterations=5 or --fw
+ * step_objective=proxy); fw-proxy is the suite default with step_objective=proxy. AdaMerging learns
  * layer-wise λ for all 8 + N models from the targets' entropy (the irrelevant models have no inputs).
  */
 import * as fs from 'node:fs';
@@ -31,6 +32,7 @@ const LABELS: Record<string, string> = {
   fw: 'FW-Soft, oracle on τ (default)',
   'fw-weights': 'FW-Soft, oracle on θ (spec)',
   'fw-layer': 'FW-Soft, layer-wise, on τ',
+  'fw-proxy': 'FW-Soft, τ, proxy step sizes',
   'fw-hard': 'FW-Hard, TA start and step',
   'fw-hard-ties': 'FW-Hard, TIES start and step',
 };
@@ -40,6 +42,7 @@ const FW_VARIANTS: Record<string, Record<string, unknown>> = {
   fw: {},
   'fw-weights': { oracle_basis: 'weights' },
   'fw-layer': { oracle: 'layer' },
+  'fw-proxy': { step_objective: 'proxy' },
   'fw-hard': { variant: 'hard', start: 'ta', local_merge: 'ta', iterations: 10 },
   'fw-hard-ties': { variant: 'hard', start: 'ties', local_merge: 'ties', iterations: 10 },
 };
@@ -116,7 +119,7 @@ async function runCell(suite: Suite, method: string, n: number, dir: string, fwS
         .map((x) => x.replace(/×\d+$/, ''));
     const picked = new Set(r.iterations.flatMap((i) => i.picks.flatMap(names)));
     const wrong = [...picked].filter((p) => irrelevant.includes(p));
-    const soft = params.variant === 'soft' ? ` × ${params.adamerging_steps} steps` : '';
+    const soft = params.variant === 'soft' ? ` × ${params.adamerging_steps} steps on ${params.step_objective}` : '';
     return `${params.variant}, ${params.oracle} oracle, start ${params.start}, ${params.iterations} iterations${soft}; irrelevant picks: ${wrong.length ? wrong.join(' ') : 'none'}`;
   }
   throw new Error(`unknown method '${method}'; use ta, ties, adamerging, ${Object.keys(FW_VARIANTS).join(', ')}`);

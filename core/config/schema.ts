@@ -134,17 +134,24 @@ function checkFrankWolfe(cfg: z.infer<typeof frankWolfeVariant>, ctx: z.Refineme
   uniqueNames('targets', cfg.targets, ctx);
   const p = cfg.parameters;
   cfg.targets.forEach((t, i) => {
+    const proxySteps = p.variant === 'soft' && p.step_objective === 'proxy';
     if (p.objective === 'cross_entropy' && !t.proxy)
       ctx.addIssue({
         code: 'custom',
         path: ['targets', i, 'proxy'],
         message: `target '${t.name}' has no proxy data: the cross_entropy objective needs a labeled proxy set (its train split), or set parameters.objective=entropy`,
       });
-    if ((p.objective === 'entropy' || p.variant === 'soft') && !t.data)
+    else if (proxySteps && !t.proxy)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets', i, 'proxy'],
+        message: `target '${t.name}' has no proxy data: step_objective proxy learns FW-Soft's step sizes on a labeled proxy set (its train split), or set parameters.step_objective=entropy`,
+      });
+    if ((p.objective === 'entropy' || (p.variant === 'soft' && !proxySteps)) && !t.data)
       ctx.addIssue({
         code: 'custom',
         path: ['targets', i, 'data'],
-        message: `target '${t.name}' has no data: ${p.variant === 'soft' ? "FW-Soft's step sizes" : 'the entropy objective'} need its unlabeled test inputs`,
+        message: `target '${t.name}' has no data: ${p.variant === 'soft' ? "FW-Soft's step sizes" : 'the entropy objective'} need its unlabeled test inputs${p.objective === 'entropy' ? '' : ', or set parameters.step_objective=proxy'}`,
       });
   });
   if (Array.isArray(cfg.pool)) {

@@ -3,16 +3,23 @@
  * selected this iteration), then learns layer-wise step sizes λ over the selected set S by AdaMerging:
  *   θ_{t+1}^l = θt^l + Σ_{s∈S} λ_s^l (θ_s^l − θt^l),
  * λ initialised at 0.3 on the first iteration and 1e-2 afterwards, no clamp, Adam, entropy on unlabeled test
- * batches. This is AdaMerging (core/merge/adamerging) with base θt and "task vectors" θ_s − θt; its merged
- * weights and the pullback to λ are reused from there, the ∂f/∂θ from objective.ts.
+ * batches (the spec) or, with `step_objective: proxy`, cross-entropy on batches of the labeled proxy set.
+ * This is AdaMerging (core/merge/adamerging) with base θt and "task vectors" θ_s − θt; its merged weights and
+ * the pullback to λ are reused from there, the ∂f/∂θ from objective.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ClipVisionConfig, Params } from '../../models/clip_vit';
 import { adamInit, adamStep, ADAM_DEFAULTS } from '../../optim/adam';
 import { linearMergeTaskVectors } from '../coefficients';
 import { LambdaLayout, lambdaIndex, makeLayout } from '../adamerging/coefficients';
-import { disposeTaskVectorStack, lambdaGradient, mergedParams, stackTaskVectors } from '../adamerging/merged';
-import { ObjectiveTarget, objectiveGradTensors } from './objective';
+import {
+  disposeTaskVectorStack,
+  lambdaGradient,
+  mergedParams,
+  stackTaskVectors,
+  TaskVectorStack,
+} from '../adamerging/merged';
+import { ObjectiveKind, ObjectiveTarget, objectiveGradTensors } from './objective';
 import {
   LayerFallback,
   LayerSelection,
@@ -92,8 +99,13 @@ export interface SoftStepInput {
   theta: Params;
   /** θ_s − θt per selected model, layout order. */
   vectors: readonly Record<string, Float32Array>[];
-  /** The targets' unlabeled batches of Adam step `step` (0-based within this iteration). */
+  /**
+   * The targets' batches of Adam step `step` (0-based within this iteration): unlabeled for entropy, labeled
+   * for cross_entropy.
+   */
   batchesAt: (step: number) => Promise<ObjectiveTarget[]>;
+  /** What the step sizes minimise: entropy (default, AdaMerging's) or cross_entropy (the labeled proxy set). */
+  objective?: ObjectiveKind;
   steps: number;
   init: number;
   lr?: number;
@@ -106,7 +118,8 @@ export function softLayout(selected: readonly string[], tensors: readonly string
 }
 
 /**
- * `steps` Adam steps on λ (no clamp) minimising Σj mean entropy_j of θt + Σs λ_s (θ_s − θt). Returns λ
+ * `steps` Adam steps on λ (no clamp) minimising Σj mean entropy_j (or mean cross-entropy_j) of
+ * θt + Σs λ_s (θ_s − θt). Returns λ
  * (float32, the values the last step's weights would use next) and the loss before each step.
  */
 export async function learnSoftStepSizes(o: SoftStepInput): Promise<{ lambda: Float32Array; losses: number[] }> {
@@ -119,37 +132,50 @@ export async function learnSoftStepSizes(o: SoftStepInput): Promise<{ lambda: Fl
   try {
     for (let step = 0; step < o.steps; step++) {
       const targets = await o.batchesAt(step);
-      const lambda = Float32Array.from(state.params);
-      const lam = tf.tensor1d(lambda);
-      const merged = mergedParams(layout, o.theta, tv, lam, { clamp: false });
-      try {
-        const { lossPerTarget, grads } = objectiveGradTensors(
-          o.config,
-          { ...o.theta, ...merged },
-          layout.tensors,
-          targets,
-          { kind: 'entropy', scaleTasks: 1 },
-        );
-        let grad: Float32Array;
-        try {
-          grad = lambdaGradient(layout, tv, grads, lam, { clamp: false });
-        } finally {
-          tf.dispose(Object.values(grads));
-        }
-        const loss = lossPerTarget.reduce((a, b) => a + b, 0);
-        if (!Number.isFinite(loss) || !grad.every(Number.isFinite))
-          throw new Error(`FW-Soft: non-finite loss or gradient at Adam step ${step}`);
-        losses.push(loss);
-        o.onStep?.(step, loss);
-        state = adamStep(state, grad, opts);
-      } finally {
-        tf.dispose([lam, ...Object.values(merged)]);
-      }
+      const { loss, grad } = softStepGradient(o.config, layout, o.theta, tv, Float32Array.from(state.params), targets, {
+        kind: o.objective ?? 'entropy',
+      });
+      if (!Number.isFinite(loss) || !grad.every(Number.isFinite))
+        throw new Error(`FW-Soft: non-finite loss or gradient at Adam step ${step}`);
+      losses.push(loss);
+      o.onStep?.(step, loss);
+      state = adamStep(state, grad, opts);
     }
   } finally {
     disposeTaskVectorStack(tv);
   }
   return { lambda: Float32Array.from(state.params), losses };
+}
+
+/**
+ * One step's objective Σj mean loss_j (entropy or cross-entropy; S = 1) at θt + Σs λ_s (θ_s − θt) and its
+ * gradient with respect to λ (layout order). `tv` is the stack of θ_s − θt from stackTaskVectors.
+ */
+export function softStepGradient(
+  config: ClipVisionConfig,
+  layout: LambdaLayout,
+  theta: Params,
+  tv: TaskVectorStack,
+  lambda: Float32Array,
+  targets: readonly ObjectiveTarget[],
+  o: { kind: ObjectiveKind },
+): { loss: number; grad: Float32Array } {
+  const lam = tf.tensor1d(lambda);
+  const merged = mergedParams(layout, theta, tv, lam, { clamp: false });
+  try {
+    const { lossPerTarget, grads } = objectiveGradTensors(config, { ...theta, ...merged }, layout.tensors, targets, {
+      kind: o.kind,
+      scaleTasks: 1,
+    });
+    try {
+      const grad = lambdaGradient(layout, tv, grads, lam, { clamp: false });
+      return { loss: lossPerTarget.reduce((a, b) => a + b, 0), grad };
+    } finally {
+      tf.dispose(Object.values(grads));
+    }
+  } finally {
+    tf.dispose([lam, ...Object.values(merged)]);
+  }
 }
 
 /**

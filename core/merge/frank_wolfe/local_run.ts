@@ -87,6 +87,40 @@ export function softRows(seed: number, name: string, rows: number, batch: number
   return new BatchRowCursor({ seed, rows, batchSize: batch, batchesPerTask: 1 }, `fw-soft:${name}`).batches(step)[0];
 }
 
+/** The step sizes' settings of FW-Soft's parameters. */
+export type SoftStepParams = Pick<
+  FrankWolfeParams,
+  'seed' | 'step_objective' | 'proxy_samples' | 'adamerging_batch_size' | 'adamerging_steps'
+>;
+
+/**
+ * FW-Soft's rows for each Adam step of iteration t, by `step_objective`. entropy: rows of the unlabeled test
+ * split (softRows, steps counted over all iterations). proxy: rows of iteration t's labeled proxy set (the
+ * proxyRows the oracle's gradient reads), B at a time in a seeded order of that set. Either way a pure
+ * function of (run seed, target, iteration, step); `rows` is the row count of the split the objective reads.
+ */
+export function softStepRows(p: SoftStepParams, name: string, rows: number, t: number): (step: number) => Int32Array {
+  const B = p.adamerging_batch_size;
+  const first = t * p.adamerging_steps;
+  if (p.step_objective === 'entropy') return (step) => softRows(p.seed, name, rows, B, first + step);
+  const set = proxyRows(p.seed, name, rows, p.proxy_samples, t);
+  const cursor = new BatchRowCursor(
+    { seed: p.seed, rows: set.length, batchSize: B, batchesPerTask: 1 },
+    `fw-soft-proxy:${name}`,
+  );
+  return (step) => cursor.batches(first + step)[0].map((i) => set[i]);
+}
+
+/** The split FW-Soft's step sizes read: the labeled proxy set (step_objective proxy) or the unlabeled test inputs. */
+export function softStepData(
+  p: Pick<FrankWolfeParams, 'step_objective'>,
+  target: { proxy?: string; data?: string },
+): { uri: string | undefined; what: string; labeled: boolean } {
+  return p.step_objective === 'proxy'
+    ? { uri: target.proxy, what: 'proxy (labeled)', labeled: true }
+    : { uri: target.data, what: 'unlabeled', labeled: false };
+}
+
 /** Rows of a dataset as objective batches of at most `per` rows (labels kept when asked). */
 export async function readBatches(
   ds: Dataset,
@@ -185,8 +219,9 @@ export async function runFrankWolfeLocal(o: FwLocalOptions): Promise<FwLocalResu
     const objectiveData = await Promise.all(
       o.targets.map((t) => open(labeled ? t.proxy : t.data, labeled ? 'proxy (labeled)' : 'unlabeled', t.name)),
     );
+    const soft = (t: FwTargetInput) => softStepData(p, t);
     const softData =
-      p.variant === 'soft' ? await Promise.all(o.targets.map((t) => open(t.data, 'unlabeled', t.name))) : [];
+      p.variant === 'soft' ? await Promise.all(o.targets.map((t) => open(soft(t).uri, soft(t).what, t.name))) : [];
 
     let theta = await startValues(o, p, tensors);
     const sources: TensorSource[] = o.pool.map((m) => checkpointSource(m.name, m.model));
@@ -260,7 +295,7 @@ export async function runFrankWolfeLocal(o: FwLocalOptions): Promise<FwLocalResu
         const base = toParams(config, theta);
         let learned: { lambda: Float32Array; losses: number[] };
         try {
-          const B = p.adamerging_batch_size;
+          const rowsAt = o.targets.map((target, j) => softStepRows(p, target.name, softData[j].n, t));
           learned = await learnSoftStepSizes({
             config,
             layout,
@@ -269,17 +304,13 @@ export async function runFrankWolfeLocal(o: FwLocalOptions): Promise<FwLocalResu
             steps: p.adamerging_steps,
             init: softInit(t),
             lr: p.adamerging_lr,
+            objective: p.step_objective === 'proxy' ? 'cross_entropy' : 'entropy',
             batchesAt: (step) =>
               Promise.all(
                 o.targets.map(async (target, j) => ({
                   name: target.name,
                   head: heads[j],
-                  batches: await readBatches(
-                    softData[j],
-                    softRows(p.seed, target.name, softData[j].n, B, t * p.adamerging_steps + step),
-                    per,
-                    false,
-                  ),
+                  batches: await readBatches(softData[j], rowsAt[j](step), per, soft(target).labeled),
                 })),
               ),
           });

@@ -43,6 +43,12 @@ export const frankWolfeParams = strictObject({
     .enum(['cross_entropy', 'entropy'])
     .default('cross_entropy')
     .describe('cross-entropy on a labeled proxy set per target, or entropy on unlabeled test inputs'),
+  step_objective: z
+    .enum(['entropy', 'proxy'])
+    .default('entropy')
+    .describe(
+      "FW-Soft's step sizes: entropy on the unlabeled test inputs (the spec), or proxy: cross-entropy on the labeled proxy set the oracle's gradient reads",
+    ),
   local_merge: z.enum(['ta', 'ties']).default('ta').describe('FW-Hard update: the whole difference, or its top-keep'),
   start: z
     .union([z.enum(NAMED_STARTS), savedMerge])

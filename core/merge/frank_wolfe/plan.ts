@@ -56,7 +56,9 @@ export async function planFrankWolfe(config: FrankWolfeConfig, runId: string, wo
       bad(`${what} ${uri} holds ${got.join('x')} images (CxHxW) but the encoder takes ${C}x${H}x${W}; resize the data`);
     if (ds.n === 0) bad(`${what} ${uri} has no rows`);
     if (needLabels && !ds.hasLabels)
-      bad(`${what} ${uri} has no labels; the cross_entropy objective needs a labeled proxy set (its train split)`);
+      bad(
+        `${what} ${uri} has no labels; the cross_entropy objective and step_objective proxy need a labeled proxy set (its train split)`,
+      );
     return ds;
   };
   const targets: FwTargetRef[] = [];
@@ -69,7 +71,8 @@ export async function planFrankWolfe(config: FrankWolfeConfig, runId: string, wo
       bad(
         `${what}: head ${head.uri} is for ${hw[1]}-dim embeddings (weight [${hw}]) but the encoder projects to ${config0.projectionDim}; use the head trained on this encoder`,
       );
-    const proxy = t.proxy ? await openData(`${what} proxy`, t.proxy, p.objective === 'cross_entropy') : undefined;
+    const proxyLabels = p.objective === 'cross_entropy' || (p.variant === 'soft' && p.step_objective === 'proxy');
+    const proxy = t.proxy ? await openData(`${what} proxy`, t.proxy, proxyLabels) : undefined;
     const data = t.data ? await openData(`${what} data`, t.data, false) : undefined;
     targets.push({
       name: t.name,

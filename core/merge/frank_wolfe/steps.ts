@@ -18,7 +18,7 @@ import { Committed, putObject } from '../../store';
 import { recordCommitted } from '../../resume/ledger';
 import { hardCoefficient, hardUpdate } from './fw_hard';
 import { learnSoftStepSizes, softInit, softLayout, softTaskVectors, softUpdate } from './fw_soft';
-import { readBatches, proxyRows, softRows, toParams } from './local_run';
+import { readBatches, proxyRows, softStepData, softStepRows, toParams } from './local_run';
 import { objectiveGradient, ObjectiveTarget } from './objective';
 import { checkpointSource, minusBase } from './oracle';
 import { accumulateCandidate, accumulateGrad, emptyScores, OracleScores } from './oracle_scores';
@@ -225,8 +225,8 @@ export async function hardUpdateStep(input: FwUpdateInput): Promise<FwUpdateResu
 }
 
 /**
- * FW-Soft: layer-wise step sizes λ over the selected set by AdaMerging (entropy on the targets' unlabeled
- * batches, Adam, no clamp), then θt+1 = θt + Σs λ_s^l (θ_s − θt).
+ * FW-Soft: layer-wise step sizes λ over the selected set by AdaMerging (Adam, no clamp; entropy on the targets'
+ * unlabeled batches, or cross-entropy on batches of their labeled proxy sets), then θt+1 = θt + Σs λ_s^l (θ_s − θt).
  */
 export async function softUpdateStep(input: FwUpdateInput, hooks: StepHooks = {}): Promise<FwUpdateResult> {
   const t0 = performance.now();
@@ -251,10 +251,12 @@ export async function softUpdateStep(input: FwUpdateInput, hooks: StepHooks = {}
     const data: Dataset[] = [];
     for (const target of plan.targets) {
       heads.push(await loadHead(target.head));
-      if (!target.data) throw new Error(`FW-Soft: target '${target.name}' has no unlabeled data`);
-      data.push(await openDataset(target.data, { cacheBytes: 64 * 1024 * 1024 }));
+      const { uri, what } = softStepData(p, target);
+      if (!uri) throw new Error(`FW-Soft: target '${target.name}' has no ${what} data`);
+      data.push(await openDataset(uri, { cacheBytes: 64 * 1024 * 1024 }));
     }
-    const B = p.adamerging_batch_size;
+    const labeled = p.step_objective === 'proxy';
+    const rowsAt = plan.targets.map((target, j) => softStepRows(p, target.name, data[j].n, t));
     learned = await learnSoftStepSizes({
       config,
       layout,
@@ -263,17 +265,13 @@ export async function softUpdateStep(input: FwUpdateInput, hooks: StepHooks = {}
       steps: p.adamerging_steps,
       init: softInit(t),
       lr: p.adamerging_lr,
+      objective: labeled ? 'cross_entropy' : 'entropy',
       batchesAt: (step): Promise<ObjectiveTarget[]> =>
         Promise.all(
           plan.targets.map(async (target, j) => ({
             name: target.name,
             head: heads[j],
-            batches: await readBatches(
-              data[j],
-              softRows(p.seed, target.name, data[j].n, B, t * p.adamerging_steps + step),
-              ROWS_PER_FORWARD,
-              false,
-            ),
+            batches: await readBatches(data[j], rowsAt[j](step), ROWS_PER_FORWARD, labeled),
           })),
         ),
       onStep: (step) => {
