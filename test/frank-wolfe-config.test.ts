@@ -46,6 +46,7 @@ test('suite config --method frank_wolfe --irrelevant 2: targets with proxy (trai
   assert.equal(cfg.parameters.start, 'pretrained');
   assert.equal(cfg.parameters.oracle, 'task');
   assert.equal(cfg.parameters.oracle_basis, 'task_vectors');
+  assert.equal(cfg.parameters.step_objective, 'proxy');
   assert.equal(cfg.output, `${folder}/merged/frank_wolfe-irrelevant2`);
   const hard = validateConfig(
     suiteMergeConfig(suite, { method: 'frank_wolfe', sets: ['parameters.variant=hard', 'parameters.start=ta'] }),
