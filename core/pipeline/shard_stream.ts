@@ -189,7 +189,7 @@ export class ShardStream {
     this.readBase = readBase;
     this.alloc = arena ? (bytes) => arena.bytes(bytes) : (bytes) => new Uint8Array(new SharedArrayBuffer(bytes));
     const inputs = [base, ...models];
-    const perInput = Math.floor(budget / (readBase ? inputs.length : models.length));
+    const perInput = Math.floor(budget / Math.max(1, readBase ? inputs.length : models.length));
     this.chunk = Math.max(MIN_CHUNK, Math.floor(perInput / 8));
     // each input's buffer: its share of the budget, but no more than the bytes this shard needs of it
     const needs = inputs.map((ck, i) => {
