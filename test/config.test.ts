@@ -64,10 +64,10 @@ test('an unknown key is an error naming the key, at every level and for every me
       /^parameters\.trim: unknown key; expected only scaling, keep, merge$/,
     ],
     [
-      'weight averaging takes no parameters',
+      'weight averaging takes only base_free',
       (d) => ((d.method = 'weight_average'), (d.parameters = { scaling: 1 })),
       dataFree,
-      /^parameters\.scaling: unknown key; takes no keys$/,
+      /^parameters\.scaling: unknown key; expected only base_free$/,
     ],
     [
       'adamerging top level',

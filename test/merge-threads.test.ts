@@ -89,7 +89,8 @@ test('a pool splits a chunk across its threads with the bytes of one thread', as
   const base = shared(values(n, 1));
   const models = [2, 3, 4, 5, 6].map((seed) => shared(values(n, seed)));
   const run = async (threads: number, coefs: number[]) => {
-    const pool = new KernelPool({ kind: 'linear' }, threads, 1024);
+    // the JavaScript kernel on plain shared arrays (test/wasm-kernel.test.ts splits the WebAssembly one)
+    const pool = new KernelPool({ kind: 'linear' }, threads, 1024, 'js');
     try {
       const out = shared(new Float32Array(n));
       await pool.merge('t', { out, acc: shared(new Float32Array(n)), base, models }, coefs);

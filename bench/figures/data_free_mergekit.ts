@@ -5,6 +5,9 @@
  * its inputs, so most of its RSS is page cache). Task Arithmetic at 8, 16 and 24 models shows how memory grows.
  * Outputs are compared tensor by tensor: Task Arithmetic and weight averaging to float tolerance; TIES is
  * reported (mergeflow trims by a global top-k per model, mergekit per tensor, so they differ by design).
+ * Weight averaging runs twice against mergekit's `linear`: as mergeflow's default (θ0 + mean τ, reading the
+ * base) and with `base_free: true` (the mean of the models, mergekit's semantics). MERGEFLOW_BENCH_COUNTS
+ * (e.g. `8`) limits the model counts (default 8,16,24; --quick: 8).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,7 +19,10 @@ import { Checkpoint } from '../../core/safetensors';
 const MERGEKIT = process.env.MERGEKIT_YAML ?? 'mergekit-yaml';
 
 interface Method {
+  /** The figures' name for it. */
   name: string;
+  /** The config's method (default: name). */
+  method?: string;
   params: Record<string, unknown>;
   /** The mergekit YAML for the same merge. */
   yaml: (i: DataFreeInputs, models: string[]) => string;
@@ -46,6 +52,14 @@ const METHODS: Method[] = [
     tolerance: 1e-5,
   },
   {
+    name: 'weight_average_base_free',
+    method: 'weight_average',
+    params: { base_free: true },
+    yaml: (_i, ms) => `merge_method: linear\nmodels:\n${list(ms, 'weight: 1.0')}\ndtype: float32\n`,
+    wallGoal: 0.5,
+    tolerance: 1e-5,
+  },
+  {
     name: 'ties',
     params: { keep: 0.2, scaling: 1, merge: 'mean' },
     yaml: (i, ms) =>
@@ -58,7 +72,14 @@ const METHODS: Method[] = [
 
 function mergeflow(method: Method, i: DataFreeInputs, models: string[], out: string): Promise<Measured> {
   const child = path.join(__dirname, '..', 'data_free_child.js');
-  return measure(process.execPath, [child, method.name, JSON.stringify(method.params), out, i.base, ...models]);
+  return measure(process.execPath, [
+    child,
+    method.method ?? method.name,
+    JSON.stringify(method.params),
+    out,
+    i.base,
+    ...models,
+  ]);
 }
 
 function mergekit(method: Method, i: DataFreeInputs, models: string[], dir: string, out: string): Promise<Measured> {
@@ -81,7 +102,15 @@ async function maxAbsDiff(a: string, b: string): Promise<number> {
 
 async function run(opts: BenchOptions): Promise<Figure[]> {
   const params = opts.quick ? 4e6 : 100e6;
-  const counts = opts.quick ? [8] : [8, 16, 24];
+  const counts = process.env.MERGEFLOW_BENCH_COUNTS
+    ? process.env.MERGEFLOW_BENCH_COUNTS.split(',').map(Number)
+    : opts.quick
+      ? [8]
+      : [8, 16, 24];
+  if (counts.some((c) => !Number.isInteger(c) || c < 1))
+    throw new Error(
+      `MERGEFLOW_BENCH_COUNTS='${process.env.MERGEFLOW_BENCH_COUNTS}' is not a list of model counts, e.g. 8,16`,
+    );
   const inputs = await dataFreeInputs(path.join(opts.dir, 'inputs'), Math.max(...counts), params);
   opts.log(`inputs: base + ${Math.max(...counts)} models of ${(inputs.params / 1e6).toFixed(1)} M F32 parameters`);
   const q = opts.quick ? '.quick' : '';

@@ -61,6 +61,11 @@ export interface LinearMethod<P> extends MethodBase<P> {
   kind: 'linear';
   /** The K × L table, row k = model k, column l = the l-th merged tensor, given the tensor names in order. */
   coefficients(ctx: PassContext<P> & { tensors: readonly string[] }): Float64Array;
+  /**
+   * True when these parameters ask for Σk c_k θk without the base (the base's float tensors are then not read;
+   * its header still gives the layout, and its non-float tensors go to the output). Default: false.
+   */
+  baseFree?(params: P): boolean;
 }
 
 export interface TensorMergeInput<P> extends TensorValues {

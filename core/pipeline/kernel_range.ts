@@ -6,9 +6,14 @@
 import { linearMergeInto } from '../merge/coefficients';
 import { PassState, TensorMethod } from '../merge/method';
 import { dataFreeMethod } from '../merge/registry';
+import { allFinite } from '../kernel/finite';
 
-/** What the threads need to know to merge: small plain JSON, sent once when a pool starts. */
-export type KernelSpec = { kind: 'linear' } | { kind: 'tensor'; method: string; params: unknown; state: PassState };
+/**
+ * What the threads need to know to merge: small plain JSON, sent once when a pool starts. A base-free linear
+ * merge (Σk c_k θk) gets a base of zeros from the stream, which the WebAssembly kernel does not even read.
+ */
+export type KernelSpec =
+  { kind: 'linear'; baseFree?: boolean } | { kind: 'tensor'; method: string; params: unknown; state: PassState };
 
 /** A chunk's arrays: out and acc (scratch) of at least base.length elements, the base and every model. */
 export interface ChunkArrays {
@@ -21,12 +26,7 @@ export interface ChunkArrays {
 /** Merges [lo, hi) into a.out; false when an input holds NaN or ±Inf there (the caller refuses the input). */
 export type RangeMerge = (tensor: string, a: ChunkArrays, coefs: readonly number[], lo: number, hi: number) => boolean;
 
-/** Whether every value is finite (v − v is 0 for finite values, NaN for NaN and ±Inf). */
-export function allFinite(v: Float32Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < v.length; i++) acc += v[i] - v[i];
-  return acc === 0;
-}
+export { allFinite };
 
 /** The range merge for a spec (the tensor method's parameters parsed once, here), with the finiteness check. */
 export function rangeMerge(spec: KernelSpec): RangeMerge {

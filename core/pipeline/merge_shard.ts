@@ -31,6 +31,7 @@ async function kernelFor(
   if (method.kind === 'tensor')
     return { spec: { kind: 'tensor', method: plan.method, params: plan.params, state }, coefs: () => [] };
   if (!coefficients) throw new Error(`method '${plan.method}' merges with a coefficient table, and none was given`);
+  const baseFree = method.baseFree?.(method.params.parse(plan.params)) ?? false;
   const table = await readCoefficientTable(coefficients);
   if (table.models.join('\n') !== plan.models.map((m) => m.name).join('\n'))
     throw new Error(`${coefficients}: the table's models [${table.models}] are not the plan's`);
@@ -45,7 +46,7 @@ async function kernelFor(
     }
     return last.coefs;
   };
-  return { spec: { kind: 'linear' }, coefs };
+  return { spec: { kind: 'linear', baseFree }, coefs };
 }
 
 export async function mergeShard(
@@ -63,8 +64,13 @@ export async function mergeShard(
   const pool = new KernelPool(spec);
   let stream: ShardStream | undefined;
   try {
-    // the kernel threads check the inputs are finite as they merge
-    stream = new ShardStream(base, models, tensors, { checkFinite: false });
+    // the kernel threads check the inputs are finite as they merge; the WebAssembly kernel reads the stream's
+    // buffers in its own memory; a base-free merge does not read the base's float tensors
+    stream = new ShardStream(base, models, tensors, {
+      checkFinite: false,
+      arena: pool.arena,
+      readBase: !(spec.kind === 'linear' && spec.baseFree),
+    });
     return await writePart({ plan, uri, base, models, tensors, stream, pool, coefs, progress });
   } finally {
     await Promise.all([stream?.close(), pool.close()]);
@@ -97,8 +103,9 @@ async function writePart({
 }: PartJob): Promise<ShardPart> {
   const w = await storeFor(uri).writer(uri);
   // shared memory, so the kernel threads write their ranges of the output where this thread reads them
-  const out = new Float32Array(new SharedArrayBuffer(stream.chunk * 4));
-  const acc = new Float32Array(new SharedArrayBuffer(stream.chunk * 4));
+  const scratch = () => pool.arena?.f32(stream.chunk) ?? new Float32Array(new SharedArrayBuffer(stream.chunk * 4));
+  const out = scratch();
+  const acc = scratch();
   const outBytes = tensors.reduce((a, t) => a + numel(t.shape) * DTYPE_BYTES[outputDType(t, plan.dtype)], 0);
   const part = new PartOutput(w, Math.max(1, Math.min(OUTPUT_BLOCK, outBytes)));
   try {

@@ -8,13 +8,15 @@
  *    on a thread of its own (input_hasher.ts): the digests of all shards, combined, stand for the inputs in the
  *    manifest, without a separate pass.
  * Read buffers and decode scratch live in shared memory, so the hashing thread and the kernel threads
- * (kernel_pool.ts) read the chunks where they are. Chunk values are views into reused buffers, valid until the
- * next chunk.
+ * (kernel_pool.ts) read the chunks where they are; with the WebAssembly kernel they are cut from its arena (one
+ * shared WebAssembly memory), so that kernel reads them in place too. Chunk values are views into reused
+ * buffers, valid until the next chunk.
  */
 import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { Checkpoint, DType, DTYPE_BYTES, float32Of, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { filePath, storeFor } from '../store';
+import { KernelArena } from '../kernel/arena';
 import { InputHasher } from './input_hasher';
 import { allFinite } from './kernel_range';
 
@@ -64,8 +66,9 @@ class InputReader {
     readonly ck: Checkpoint,
     capacity: number,
     private readonly hashing: Hashing,
+    alloc: (bytes: number) => Uint8Array,
   ) {
-    this.buf = new Uint8Array(new SharedArrayBuffer(capacity));
+    this.buf = alloc(capacity);
     this.handles = ck.files.map(() => undefined);
     this.hashes = ck.files.map(() => undefined);
     this.limits = ck.files.map(() => 0);
@@ -92,7 +95,7 @@ class InputReader {
     }
     const at = offset - this.bufStart;
     const v = this.buf.subarray(at, at + length);
-    if (this.hasher) this.hasher.thread.update(this.hasher.input, file, at, length);
+    if (this.hasher) this.hasher.thread.update(this.hasher.input, file, this.buf.byteOffset + at, length);
     else if (this.hashing === 'inline') (this.hashes[file] ??= createHash('sha256')).update(v);
     return v;
   }
@@ -155,6 +158,13 @@ export interface StreamOptions {
    * (the merge, in its kernel threads) turns this off and calls refuseNonFinite when it finds one.
    */
   checkFinite?: boolean;
+  /** Cut the read buffers and decode scratch from this arena (the WebAssembly kernel's memory). */
+  arena?: KernelArena;
+  /**
+   * Read the base's float tensors (default). A base-free merge sets false: chunks then carry a base of zeros,
+   * and of the base only its non-float tensors are read (they go to the output unchanged).
+   */
+  readBase?: boolean;
 }
 
 export class ShardStream {
@@ -162,6 +172,9 @@ export class ShardStream {
   private readonly scratch: Float32Array[];
   private readonly hasher: InputHasher | undefined;
   private readonly checkFinite: boolean;
+  private readonly readBase: boolean;
+  private readonly alloc: (bytes: number) => Uint8Array;
+  private zeros: Float32Array | undefined;
   /** Elements per chunk. */
   readonly chunk: number;
 
@@ -170,21 +183,24 @@ export class ShardStream {
     base: Checkpoint,
     models: Checkpoint[],
     tensors: readonly TensorInfo[],
-    { budget = streamBudget(), hashing = 'thread', checkFinite = true }: StreamOptions = {},
+    { budget = streamBudget(), hashing = 'thread', checkFinite = true, arena, readBase = true }: StreamOptions = {},
   ) {
     this.checkFinite = checkFinite;
+    this.readBase = readBase;
+    this.alloc = arena ? (bytes) => arena.bytes(bytes) : (bytes) => new Uint8Array(new SharedArrayBuffer(bytes));
     const inputs = [base, ...models];
-    const perInput = Math.floor(budget / inputs.length);
+    const perInput = Math.floor(budget / Math.max(1, readBase ? inputs.length : models.length));
     this.chunk = Math.max(MIN_CHUNK, Math.floor(perInput / 8));
     // each input's buffer: its share of the budget, but no more than the bytes this shard needs of it
     const needs = inputs.map((ck, i) => {
       let bytes = 0;
       for (const t of tensors)
-        if (i === 0 || isFloatDType(t.dtype)) bytes += ck.info(t.name).end - ck.info(t.name).begin;
+        if (isFloatDType(t.dtype) ? i > 0 || readBase : i === 0) bytes += ck.info(t.name).end - ck.info(t.name).begin;
       return bytes;
     });
     this.readers = inputs.map(
-      (ck, i) => new InputReader(ck, Math.min(Math.max(perInput, this.chunk * 8), Math.max(needs[i], 8)), hashing),
+      (ck, i) =>
+        new InputReader(ck, Math.min(Math.max(perInput, this.chunk * 8), Math.max(needs[i], 8)), hashing, this.alloc),
     );
     this.scratch = inputs.map(() => new Float32Array(0));
     if (hashing === 'thread') {
@@ -196,7 +212,7 @@ export class ShardStream {
       this.hasher = thread;
     }
     for (const t of tensors) {
-      if (isFloatDType(t.dtype)) for (const r of this.readers) r.need(t.name);
+      if (isFloatDType(t.dtype)) for (const r of this.readers.slice(readBase ? 0 : 1)) r.need(t.name);
       else this.readers[0].need(t.name);
     }
   }
@@ -215,22 +231,32 @@ export class ShardStream {
     if (!isFloatDType(t.dtype)) throw new Error(`internal: '${t.name}' is ${t.dtype}, not a float tensor`);
     const n = numel(t.shape);
     const at = this.readers.map((r) => r.locate(t.name));
+    const first = this.readBase ? 0 : 1;
     for (let start = 0; start < n; start += this.chunk) {
       const len = Math.min(this.chunk, n - start);
       const spans = await Promise.all(
-        this.readers.map((r, i) => {
+        this.readers.slice(first).map((r, j) => {
+          const i = first + j;
           const w = DTYPE_BYTES[at[i].dtype];
           return r.span(at[i].file, at[i].offset + start * w, len * w);
         }),
       );
-      const values = spans.map((bytes, i) => {
-        if (this.scratch[i].length < len) this.scratch[i] = new Float32Array(new SharedArrayBuffer(this.chunk * 4));
+      const values = spans.map((bytes, j) => {
+        const i = first + j;
+        if (this.scratch[i].length < len) this.scratch[i] = this.f32(this.chunk);
         return float32Of(bytes, at[i].dtype, this.scratch[i]);
       });
+      if (!this.readBase) values.unshift((this.zeros ??= this.f32(this.chunk)).subarray(0, len));
       const chunk = { tensor: t, start, base: values[0], models: values.slice(1) };
       if (this.checkFinite) await this.refuseNonFinite(chunk);
       yield chunk;
     }
+  }
+
+  /** A new float32 scratch array from the stream's memory (shared; zeroed). */
+  private f32(n: number): Float32Array {
+    const b = this.alloc(n * 4);
+    return new Float32Array(b.buffer, b.byteOffset, n);
   }
 
   /** Throws when an input's values in this chunk hold NaN or ±Inf (they would spread to every merged entry). */
