@@ -214,4 +214,33 @@ describe('mini-8 suite (small)', () => {
     assert.match(bad.stderr, /heads\/digits\.safetensors: sha256 differs from pack\.json/);
     assert.equal(fs.existsSync(path.join(root, 'never')), false);
   });
+
+  it('suite pack --targets-only: the pretrained and target models only; the unpacked suite refuses irrelevant models', async () => {
+    const pack = path.join(root, 'pack-targets');
+    const out = path.join(root, 'unpacked-targets');
+    const p = await runCli(['suite', 'pack', a, pack, '--targets-only']);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /packed \d+ files \(F16, targets only\)/);
+    const orig = manifestOf(a);
+    const packed = fs.readdirSync(path.join(pack, 'models')).sort();
+    assert.deepEqual(packed, ['pretrained', ...orig.targets].sort());
+    assert.equal(JSON.parse(fs.readFileSync(path.join(pack, 'pack.json'), 'utf8')).models, 'targets');
+    const u = await runCli(['suite', 'unpack', pack, out], {}, 120_000);
+    assert.equal(u.code, 0, u.stderr);
+    const back = manifestOf(out);
+    assert.equal((back.build as { unpacked?: { models?: string } }).unpacked?.models, 'targets');
+    assert.deepEqual(back.targets, orig.targets);
+    assert.ok(fs.existsSync(path.join(out, 'models', orig.targets[0], 'model.safetensors')));
+    assert.equal(fs.existsSync(path.join(out, 'models', orig.irrelevant[0])), false);
+    // the targets' configs still work; a pool with irrelevant models is refused with the reason
+    const ok = await runCli(['suite', 'config', out, '--method', 'task_arithmetic']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const bad = await runCli(['suite', 'config', out, '--method', 'task_arithmetic', '--irrelevant', '2']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /unpacked from a targets-only pack and holds no irrelevant models/);
+    // and a targets-only suite is not packed again as if it were whole
+    const again = await runCli(['suite', 'pack', out, path.join(root, 'pack-again')]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /unpacked from a targets-only pack/);
+  });
 });

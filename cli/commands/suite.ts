@@ -114,12 +114,16 @@ export function suiteCommand(): Command {
     .argument('<suite>', 'suite folder or its suite.json')
     .argument('<out>', 'pack folder: a path, file:// or s3:// URI')
     .option('--dtype <dtype>', "'F16' (half the bytes) or 'F32' (exact)", 'F16')
-    .action(async (s: string, out: string, opts: { dtype: string }) => {
+    .option(
+      '--targets-only',
+      'pack the pretrained and the target models only (enough for the demo and AdaMerging; no irrelevant models)',
+    )
+    .action(async (s: string, out: string, opts: { dtype: string; targetsOnly?: boolean }) => {
       if (opts.dtype !== 'F16' && opts.dtype !== 'F32')
         throw new UsageError(`--dtype must be 'F16' or 'F32', got '${opts.dtype}'`);
-      const p = await packSuite(s, out, opts.dtype);
+      const p = await packSuite(s, out, opts.dtype, opts.targetsOnly ? 'targets' : 'all');
       console.log(
-        `packed ${Object.keys(p.files).length} files (${p.dtype}) of suite ${p.suite.name} seed ${p.suite.seed} into ${suiteFolder(out)}`,
+        `packed ${Object.keys(p.files).length} files (${p.dtype}${opts.targetsOnly ? ', targets only' : ''}) of suite ${p.suite.name} seed ${p.suite.seed} into ${suiteFolder(out)}`,
       );
     });
 

@@ -71,12 +71,22 @@ export function adaMergingTasks(suite: Suite): { name: string; model: string; he
   });
 }
 
+/** False for a suite unpacked from a targets-only pack (its irrelevant tasks have data and heads, not models). */
+export function suiteHasIrrelevantModels(suite: Suite): boolean {
+  return (suite.manifest.build.unpacked as { models?: string } | undefined)?.models !== 'targets';
+}
+
 export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record<string, unknown> {
   const n = opts.irrelevant ?? 0;
   if (!Number.isSafeInteger(n) || n < 0)
     throw new SuiteError(`--irrelevant must be a non-negative integer, got ${opts.irrelevant}`);
   if (n > suite.irrelevant.length) {
     throw new SuiteError(`--irrelevant ${n}: this suite has only ${suite.irrelevant.length} irrelevant models`);
+  }
+  if (n > 0 && !suiteHasIrrelevantModels(suite)) {
+    throw new SuiteError(
+      `--irrelevant ${n}: ${suite.uri} was unpacked from a targets-only pack and holds no irrelevant models; build the whole suite with 'mergeflow suite build'`,
+    );
   }
   const parameters = { ...defaultParameters(opts.method), ...(opts.parameters ?? {}) };
   const ada = opts.method === ADAMERGING;

@@ -6,6 +6,9 @@
  *
  *   packSuite(built, dir)   -> dir/pack.json, dir/models/<name>/{config.json,model.safetensors}, dir/heads/*
  *   unpackSuite(dir, out)   -> a complete suite at out (data regenerated, models widened to F32), suite.json last
+ *
+ * A `targets` pack holds the pretrained and the target models only (what the demo and AdaMerging need): the
+ * suite it unpacks to says so (`build.unpacked.models`), and asking it for irrelevant models is refused.
  */
 import { z } from 'zod';
 import { buildTaskData, TASKS, writeTaskDatasets } from '../data/tasks';
@@ -16,10 +19,14 @@ import { openSuite, SUITE_FILE, SUITE_VERSION, SuiteError, suiteFolder, suiteMan
 
 export const PACK_FILE = 'pack.json';
 export const PACK_FORMAT = 'mergeflow-suite-pack';
+/** Which fine-tuned models a pack holds: all of them, or only the targets' (with the pretrained model). */
+export type PackModels = 'all' | 'targets';
 
 const packSchema = z.object({
   format: z.literal(PACK_FORMAT),
   dtype: z.enum(['F16', 'F32']),
+  /** Absent in packs written before it existed: all. */
+  models: z.enum(['all', 'targets']).optional(),
   /** The built suite's manifest, unchanged (its `files` hash the F32 originals). */
   suite: suiteManifestSchema,
   /** sha256 of every packed file, by path relative to the pack folder. */
@@ -29,9 +36,10 @@ const packSchema = z.object({
 });
 export type SuitePack = z.infer<typeof packSchema>;
 
-/** Every model folder of a suite, relative to it: models/pretrained and models/<task>. */
-function modelFolders(m: SuitePack['suite']): string[] {
-  return [m.pretrained, ...m.tasks.map((t) => t.model)];
+/** The model folders a pack holds, relative to the suite: models/pretrained and models/<task>. */
+function modelFolders(m: SuitePack['suite'], models: PackModels = 'all'): string[] {
+  const tasks = models === 'targets' ? m.tasks.filter((t) => m.targets.includes(t.name)) : m.tasks;
+  return [m.pretrained, ...tasks.map((t) => t.model)];
 }
 
 const getObject = (uri: string): Promise<Uint8Array> => storeFor(uri).readAll(uri);
@@ -47,12 +55,19 @@ async function copyAs(from: string, to: string, dtype: DType): Promise<void> {
 }
 
 /** Pack the built suite at `suiteUri` into `out` (a folder URI or path). */
-export async function packSuite(suiteUri: string, out: string, dtype: 'F16' | 'F32' = 'F16'): Promise<SuitePack> {
+export async function packSuite(
+  suiteUri: string,
+  out: string,
+  dtype: 'F16' | 'F32' = 'F16',
+  models: PackModels = 'all',
+): Promise<SuitePack> {
   const suite = await openSuite(suiteUri);
+  if (suite.manifest.build.unpacked && (suite.manifest.build.unpacked as { models?: string }).models === 'targets')
+    throw new SuiteError(`${suite.uri}: unpacked from a targets-only pack; pack the suite it came from`);
   const root = suiteFolder(out);
   const m = suite.manifest;
   const written: string[] = [];
-  for (const rel of modelFolders(m)) {
+  for (const rel of modelFolders(m, models)) {
     const cfg = await getObject(joinUri(suite.uri, rel, 'config.json'));
     await putObject(joinUri(root, rel, 'config.json'), cfg);
     await copyAs(joinUri(suite.uri, rel, 'model.safetensors'), joinUri(root, rel, 'model.safetensors'), dtype);
@@ -71,6 +86,7 @@ export async function packSuite(suiteUri: string, out: string, dtype: 'F16' | 'F
   const pack: SuitePack = {
     format: PACK_FORMAT,
     dtype,
+    models,
     suite: m,
     files,
     packedAt: new Date().toISOString(),
@@ -143,7 +159,8 @@ export async function unpackSuite(
   }
 
   onStep?.('models');
-  for (const rel of modelFolders(m)) {
+  const models = pack.models ?? 'all';
+  for (const rel of modelFolders(m, models)) {
     const cfg = joinUri(root, rel, 'config.json');
     await putObject(cfg, await getObject(joinUri(src, rel, 'config.json')));
     const st = joinUri(root, rel, 'model.safetensors');
@@ -166,6 +183,7 @@ export async function unpackSuite(
       unpacked: {
         from: src,
         dtype: pack.dtype,
+        models,
         seconds: Math.round((Date.now() - started) / 100) / 10,
         builtWith: m.build.mergeflow,
       },

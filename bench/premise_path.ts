@@ -1,0 +1,132 @@
+/**
+ * Does the entropy premise hold where AdaMerging actually goes? For each target task of a suite: accuracy and
+ * mean prediction entropy of Task Arithmetic (λ 0.3) and of merged model folders (e.g. the `final/` and
+ * `stepN/` folders that bench/adamerging_suite.ts writes, entropy and --supervised runs), and a flag where a
+ * merge is surer than Task Arithmetic on a task yet less accurate ("surer and wronger": entropy minimisation is
+ * rewarded for that move). The validity check in `suite report` tests the premise along the Task Arithmetic
+ * path and at the single models; this tests it at the optimiser's end points.
+ *
+ *   node dist/bench/premise_path.js SUITE MODEL_FOLDER... [--limit 500] [--json]
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Checkpoint } from '../core/safetensors';
+import { openDataset } from '../core/data/dataset';
+import { clipVisionForward, ClipVisionConfig, clipVisionParamShapes, Params } from '../core/models/clip_vit';
+import { readClipVisionConfig } from '../core/models/clip_vit_load';
+import { ClassificationHead, headLogits, loadHead } from '../core/models/head';
+import { ensureBackend } from '../core/eval/evaluate';
+import { joinUri } from '../core/store';
+import { openSuite } from '../core/suite/manifest';
+import { opt } from './harness/args';
+
+interface TaskBatches {
+  name: string;
+  head: ClassificationHead;
+  batches: { x: tf.Tensor4D; labels: Int32Array }[];
+}
+interface Point {
+  accuracy: number;
+  entropy: number;
+}
+
+async function readParams(c: ClipVisionConfig, file: string): Promise<Record<string, Float32Array>> {
+  const ck = await Checkpoint.open(file);
+  const out: Record<string, Float32Array> = {};
+  for (const { name } of clipVisionParamShapes(c)) out[name] = await ck.readFloat32(name);
+  return out;
+}
+
+function toParams(c: ClipVisionConfig, values: Record<string, Float32Array>): Params {
+  const p: Params = {};
+  for (const { name, shape } of clipVisionParamShapes(c)) p[name] = tf.tensor(values[name], shape, 'float32');
+  return p;
+}
+
+function measure(params: Params, c: ClipVisionConfig, t: TaskBatches): Point {
+  let correct = 0;
+  let n = 0;
+  let h = 0;
+  for (const b of t.batches) {
+    const [pred, ent] = tf.tidy(() => {
+      const logits = headLogits(t.head, clipVisionForward(params, c, b.x));
+      const logp = tf.logSoftmax(logits);
+      return [tf.argMax(logits, 1), tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1))];
+    });
+    const [p, e] = [pred.dataSync(), ent.dataSync()];
+    tf.dispose([pred, ent]);
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === b.labels[i]) correct++;
+      h += e[i];
+    }
+    n += p.length;
+  }
+  return { accuracy: correct / Math.max(1, n), entropy: h / Math.max(1, n) };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--limit');
+  const [suiteUri, ...folders] = args;
+  if (!suiteUri || !folders.length) throw new Error('usage: premise_path SUITE MODEL_FOLDER... [--limit N] [--json]');
+  await ensureBackend('tensorflow');
+  const suite = await openSuite(suiteUri);
+  const limit = Number(opt('limit', '500'));
+  const c = await readClipVisionConfig(suite.pretrained);
+  const tasks: TaskBatches[] = [];
+  for (const name of suite.targets) {
+    const t = suite.task(name);
+    const batches: TaskBatches['batches'] = [];
+    for await (const b of (await openDataset(t.test)).batches({ batchSize: 250, limit }))
+      batches.push({ x: tf.tensor4d(b.inputs, b.shape), labels: Int32Array.from(b.labels!) });
+    tasks.push({ name, head: await loadHead(t.head), batches });
+  }
+  // Task Arithmetic at λ 0.3, built in memory
+  const base = await readParams(c, joinUri(suite.pretrained, 'model.safetensors'));
+  const ta: Record<string, Float32Array> = {};
+  for (const k of Object.keys(base)) ta[k] = Float32Array.from(base[k]);
+  for (const name of suite.targets) {
+    const m = await readParams(c, joinUri(suite.task(name).model, 'model.safetensors'));
+    for (const k of Object.keys(ta)) for (let i = 0; i < ta[k].length; i++) ta[k][i] += 0.3 * (m[k][i] - base[k][i]);
+  }
+  const rows: { model: string; tasks: Record<string, Point> }[] = [];
+  for (const [label, values] of [
+    ['Task Arithmetic', ta] as const,
+    ...(await Promise.all(
+      folders.map(async (f) => [f, await readParams(c, joinUri(f, 'model.safetensors'))] as const),
+    )),
+  ]) {
+    const params = toParams(c, values);
+    const row: Record<string, Point> = {};
+    for (const t of tasks) row[t.name] = measure(params, c, t);
+    tf.dispose(Object.values(params));
+    rows.push({ model: label, tasks: row });
+  }
+  if (process.argv.includes('--json')) {
+    process.stdout.write(JSON.stringify(rows, null, 1) + '\n');
+    return;
+  }
+  const pct = (v: number) => (v * 100).toFixed(1);
+  const head = `| model | avg. acc | Σ entropy | ${suite.targets.join(' | ')} |`;
+  const lines = [head, head.replace(/[^|]+/g, '---')];
+  const ref = rows[0].tasks;
+  for (const r of rows) {
+    const pts = suite.targets.map((n) => r.tasks[n]);
+    const cells = suite.targets.map((n) => {
+      const p = r.tasks[n];
+      const flag = r !== rows[0] && p.entropy < ref[n].entropy && p.accuracy < ref[n].accuracy - 0.02 ? ' ⚠' : '';
+      return `${pct(p.accuracy)} / ${p.entropy.toFixed(3)}${flag}`;
+    });
+    const avg = pts.reduce((a, p) => a + p.accuracy, 0) / pts.length;
+    const sumH = pts.reduce((a, p) => a + p.entropy, 0);
+    lines.push(`| ${r.model} | ${pct(avg)} | ${sumH.toFixed(3)} | ${cells.join(' | ')} |`);
+  }
+  process.stdout.write(
+    lines.join('\n') +
+      `\n\ncells: accuracy % / mean entropy (nats), ${limit} test images per task; ⚠ = surer than Task Arithmetic ` +
+      'on that task but more than 2 points less accurate\n',
+  );
+}
+
+main().catch((e) => {
+  process.stderr.write(`premise_path: ${(e as Error).message}\n`);
+  process.exit(1);
+});
