@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../core/tensor/backend';
 import { clipVisionForward, ClipVisionConfig, clipVisionParamShapes } from '../core/models/clip_vit';
-import { ClassificationHead, disposeHead, headLogits, makeHead } from '../core/models/head';
+import { disposeHead, headLogits } from '../core/models/head';
 import { normalish, rngFor } from '../core/data/rng';
 import { writeDataset } from '../core/data/dataset';
 import { initParams, ParamValues } from '../core/suite/train';
@@ -43,6 +43,7 @@ import {
   taskScores,
 } from '../core/merge/frank_wolfe';
 import { CLASSES as TINY_CLASSES, TINY, tinyHeadValues } from '../core/synthetic_adamerging';
+import { tinyLabeledBatch, tinyMemHead } from './helpers/tiny_fw';
 import { fileUri, s3Prefix, tmpDir } from './helpers/env';
 
 const CONFIG: ClipVisionConfig = TINY; // the tiny CLIP ViT shared with the AdaMerging fixtures
@@ -102,19 +103,9 @@ async function writeCandidate(uri: string, values: Values): Promise<string> {
 
 const headValues = (seed: number, k: number) => tinyHeadValues(seed, k, CONFIG);
 
-function memHead(seed: number, k: number): ClassificationHead {
-  const h = headValues(seed, k);
-  return makeHead(tf.tensor2d(h.weight, [CLASSES, CONFIG.projectionDim]), { logitScale: h.logitScale });
-}
+const memHead = tinyMemHead;
 
-function labeledBatch(seed: number, k: number, b: number, n: number) {
-  const rng = rngFor(seed, 'x', k, b);
-  return {
-    inputs: Float32Array.from({ length: n * 64 }, () => normalish(rng)),
-    shape: [n, 1, 8, 8] as [number, number, number, number],
-    labels: Int32Array.from({ length: n }, () => Math.floor(rng() * CLASSES)),
-  };
-}
+const labeledBatch = tinyLabeledBatch;
 
 function tensorsOf(values: Values): Record<string, tf.Tensor> {
   return Object.fromEntries(NAMES.map((n) => [n, tf.tensor(values[n], SHAPE_OF[n])]));

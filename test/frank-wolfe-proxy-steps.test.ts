@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../core/tensor/backend';
 import { ClipVisionConfig, clipVisionParamShapes } from '../core/models/clip_vit';
-import { ClassificationHead, disposeHead, makeHead } from '../core/models/head';
+import { disposeHead } from '../core/models/head';
 import { normalish, rngFor } from '../core/data/rng';
 import { initParams } from '../core/suite/train';
 import { ConfigError, validateConfig } from '../core/config/load';
@@ -26,7 +26,8 @@ import {
   softTaskVectors,
   softUpdate,
 } from '../core/merge/frank_wolfe';
-import { CLASSES, TINY, tinyHeadValues } from '../core/synthetic_adamerging';
+import { CLASSES, TINY } from '../core/synthetic_adamerging';
+import { tinyLabeledBatch, tinyMemHead } from './helpers/tiny_fw';
 
 const CONFIG: ClipVisionConfig = TINY;
 const SHAPES = clipVisionParamShapes(CONFIG);
@@ -34,19 +35,9 @@ const NAMES = SHAPES.map((s) => s.name);
 const SHAPE_OF = Object.fromEntries(SHAPES.map((s) => [s.name, s.shape]));
 type Values = Record<string, Float32Array>;
 
-function memHead(seed: number, k: number): ClassificationHead {
-  const h = tinyHeadValues(seed, k, CONFIG);
-  return makeHead(tf.tensor2d(h.weight, [CLASSES, CONFIG.projectionDim]), { logitScale: h.logitScale });
-}
+const memHead = tinyMemHead;
 
-function labeledBatch(seed: number, k: number, b: number, n: number) {
-  const rng = rngFor(seed, 'x', k, b);
-  return {
-    inputs: Float32Array.from({ length: n * 64 }, () => normalish(rng)),
-    shape: [n, 1, 8, 8] as [number, number, number, number],
-    labels: Int32Array.from({ length: n }, () => Math.floor(rng() * CLASSES)),
-  };
-}
+const labeledBatch = tinyLabeledBatch;
 
 const tensorsOf = (v: Values) => Object.fromEntries(NAMES.map((n) => [n, tf.tensor(v[n], SHAPE_OF[n])]));
 
