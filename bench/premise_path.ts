@@ -11,23 +11,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Checkpoint } from '../core/safetensors';
 import { openDataset } from '../core/data/dataset';
-import { clipVisionForward, ClipVisionConfig, clipVisionParamShapes, Params } from '../core/models/clip_vit';
+import { ClipVisionConfig, clipVisionParamShapes, Params } from '../core/models/clip_vit';
 import { readClipVisionConfig } from '../core/models/clip_vit_load';
-import { ClassificationHead, headLogits, loadHead } from '../core/models/head';
+import { loadHead } from '../core/models/head';
 import { ensureBackend } from '../core/eval/evaluate';
 import { joinUri } from '../core/store';
 import { openSuite } from '../core/suite/manifest';
+import { measure, TaskData } from '../core/suite/validity';
 import { opt } from './harness/args';
 
-interface TaskBatches {
-  name: string;
-  head: ClassificationHead;
-  batches: { x: tf.Tensor4D; labels: Int32Array }[];
-}
-interface Point {
-  accuracy: number;
-  entropy: number;
-}
+type TaskBatches = TaskData;
+type Point = ReturnType<typeof measure>;
 
 async function readParams(c: ClipVisionConfig, file: string): Promise<Record<string, Float32Array>> {
   const ck = await Checkpoint.open(file);
@@ -40,27 +34,6 @@ function toParams(c: ClipVisionConfig, values: Record<string, Float32Array>): Pa
   const p: Params = {};
   for (const { name, shape } of clipVisionParamShapes(c)) p[name] = tf.tensor(values[name], shape, 'float32');
   return p;
-}
-
-function measure(params: Params, c: ClipVisionConfig, t: TaskBatches): Point {
-  let correct = 0;
-  let n = 0;
-  let h = 0;
-  for (const b of t.batches) {
-    const [pred, ent] = tf.tidy(() => {
-      const logits = headLogits(t.head, clipVisionForward(params, c, b.x));
-      const logp = tf.logSoftmax(logits);
-      return [tf.argMax(logits, 1), tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1))];
-    });
-    const [p, e] = [pred.dataSync(), ent.dataSync()];
-    tf.dispose([pred, ent]);
-    for (let i = 0; i < p.length; i++) {
-      if (p[i] === b.labels[i]) correct++;
-      h += e[i];
-    }
-    n += p.length;
-  }
-  return { accuracy: correct / Math.max(1, n), entropy: h / Math.max(1, n) };
 }
 
 async function main(): Promise<void> {

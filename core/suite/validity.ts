@@ -153,14 +153,14 @@ function combine(c: ClipVisionConfig, base: Values, models: readonly Values[], c
   return out;
 }
 
-interface TaskData {
+export interface TaskData {
   name: string;
   head: ClassificationHead;
   batches: { x: tf.Tensor4D; labels: Int32Array }[];
 }
 
 /** Accuracy and mean entropy of one model on one task's preloaded batches. */
-function measure(params: Params, c: ClipVisionConfig, t: TaskData): { accuracy: number; entropy: number } {
+export function measure(params: Params, c: ClipVisionConfig, t: TaskData): { accuracy: number; entropy: number } {
   let correct = 0;
   let n = 0;
   let hsum = 0;
