@@ -73,7 +73,7 @@ export function adaMergingTasks(suite: Suite): { name: string; model: string; he
 
 /** False for a suite unpacked from a targets-only pack (its irrelevant tasks have data and heads, not models). */
 export function suiteHasIrrelevantModels(suite: Suite): boolean {
-  return (suite.manifest.build.unpacked as { models?: string } | undefined)?.models !== 'targets';
+  return (suite.manifest?.build?.unpacked as { models?: string } | undefined)?.models !== 'targets';
 }
 
 export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record<string, unknown> {
@@ -83,16 +83,16 @@ export function suiteMergeConfig(suite: Suite, opts: SuiteConfigOptions): Record
   if (n > suite.irrelevant.length) {
     throw new SuiteError(`--irrelevant ${n}: this suite has only ${suite.irrelevant.length} irrelevant models`);
   }
-  if (n > 0 && !suiteHasIrrelevantModels(suite)) {
-    throw new SuiteError(
-      `--irrelevant ${n}: ${suite.uri} was unpacked from a targets-only pack and holds no irrelevant models; build the whole suite with 'mergeflow suite build'`,
-    );
-  }
   const parameters = { ...defaultParameters(opts.method), ...(opts.parameters ?? {}) };
   const ada = opts.method === ADAMERGING;
   if (ada && n) {
     throw new SuiteError(
       `--irrelevant ${n}: AdaMerging learns one λ per target task from that task's inputs; it takes no extra pool models`,
+    );
+  }
+  if (n > 0 && !suiteHasIrrelevantModels(suite)) {
+    throw new SuiteError(
+      `--irrelevant ${n}: ${suite.uri} was unpacked from a targets-only pack and holds no irrelevant models; build the whole suite with 'mergeflow suite build'`,
     );
   }
   const irr = suite.irrelevant.slice(0, n);
