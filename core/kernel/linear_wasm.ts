@@ -71,6 +71,21 @@ export class LinearWasm {
   }
 
   /**
+   * The memory's buffer, at least `end` bytes long. A shared memory grown by another thread (the arena's owner)
+   * can still show this thread its older, shorter buffer object; grow(0) refreshes it to the current size.
+   */
+  private currentBuffer(end: number): ArrayBufferLike {
+    let buf = this.memory.buffer;
+    if (buf.byteLength < end) {
+      this.memory.grow(0);
+      buf = this.memory.buffer;
+    }
+    if (buf.byteLength < end)
+      throw new Error(`internal: WebAssembly kernel address ${end} beyond its memory (${buf.byteLength} bytes)`);
+    return buf;
+  }
+
+  /**
    * out = b + scale · Σk w_k (m_k − b) over n elements; uniform coefficients c give w = 1 and scale = c, others
    * w = c and scale = 1, as in the JavaScript kernel. Returns whether every input value was finite.
    */
@@ -79,7 +94,14 @@ export class LinearWasm {
     if (coefficients.length !== K) throw new Error(`linear merge: ${coefficients.length} coefficients for ${K} models`);
     const uniform = coefficients.every((c) => c === coefficients[0]);
     const scale = uniform ? (coefficients[0] ?? 0) : 1;
-    const buf = this.memory.buffer;
+    const buf = this.currentBuffer(
+      Math.max(
+        a.table + align8(K * 4) + 8 * K,
+        (a.base ?? 0) + 4 * n,
+        a.out + 4 * n,
+        ...a.models.map((m) => m + 4 * n),
+      ),
+    );
     const addrs = new Int32Array(buf, a.table, K);
     const weights = new Float64Array(buf, a.table + align8(K * 4), K);
     for (let k = 0; k < K; k++) {
