@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { Checkpoint, DType, fromFloat32, numel, writeTensors } from '../core/safetensors';
+import { Checkpoint, DType, fromFloat32, writeTensors } from '../core/safetensors';
 import { runLocalMerge } from '../core/pipeline/local';
 import { planMerge } from '../core/pipeline/plan';
 import { writeCoefficients } from '../core/pipeline/coefficients';
@@ -16,34 +16,18 @@ import { liveThreads } from '../core/pipeline/threads';
 import { readJson } from '../core/store';
 import { fileUri, tmpDir } from './helpers/env';
 import { listedMergeConfig, METHOD_CASES } from './helpers/configs';
+import { seededValues, writeSeededInputs } from './helpers/seeded_inputs';
 
 /** Odd element counts, larger than a split, so every thread gets a range and the last one a ragged end. */
 const SHAPES: Record<string, number[]> = { emb: [513, 257], ln: [211], w: [401, 331] };
 /** 4 inputs × 100 000 elements × 8 bytes: 'emb' and 'w' take two chunks each, the first split across threads. */
 const BUDGET = String(4 * 100_000 * 8);
 
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5);
-}
+const values = (n: number, seed: number) => seededValues(n, seed);
 
 async function inputs(label: string, dtype: DType): Promise<{ dir: string; uris: string[] }> {
   const dir = tmpDir(label);
-  const uris: string[] = [];
-  for (let k = 0; k < 4; k++) {
-    const uri = fileUri(path.join(dir, k === 0 ? 'base.safetensors' : `m${k}.safetensors`));
-    await writeTensors(
-      uri,
-      Object.entries(SHAPES).map(([name, shape], i) => ({
-        name,
-        dtype,
-        shape,
-        data: fromFloat32(values(numel(shape), 10 * k + i), dtype),
-      })),
-    );
-    uris.push(uri);
-  }
-  return { dir, uris };
+  return { dir, uris: await writeSeededInputs(dir, SHAPES, 4, dtype) };
 }
 
 const config = listedMergeConfig;

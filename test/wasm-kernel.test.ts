@@ -17,17 +17,12 @@ import { linearMergeInto } from '../core/merge/coefficients';
 import { KernelPool } from '../core/pipeline/kernel_pool';
 import { runLocalMerge } from '../core/pipeline/local';
 import { liveThreads } from '../core/pipeline/threads';
-import { DType, fromFloat32, numel, toFloat32, writeTensors } from '../core/safetensors';
+import { DType, fromFloat32, toFloat32, writeTensors } from '../core/safetensors';
 import { fileUri, tmpDir } from './helpers/env';
 import { listedMergeConfig } from './helpers/configs';
+import { seededValues, writeSeededInputs } from './helpers/seeded_inputs';
 
-function values(n: number, seed: number, spread = 1): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from(
-    { length: n },
-    () => spread * ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5),
-  );
-}
+const values = seededValues;
 
 /** Values as a checkpoint of this dtype holds them (rounded to it, then decoded to float32). */
 function asDType(v: Float32Array, dtype: DType): Float32Array {
@@ -180,20 +175,7 @@ test('whole merges write the same bytes with MERGEFLOW_KERNEL=wasm and js (F32, 
   const shapes: Record<string, number[]> = { emb: [301, 257], ln: [211], w: [401, 331] };
   for (const dtype of ['F32', 'BF16', 'F16'] as const) {
     const dir = tmpDir(`wasm-merge-${dtype}`);
-    const uris: string[] = [];
-    for (let k = 0; k < 5; k++) {
-      const uri = fileUri(path.join(dir, k === 0 ? 'base.safetensors' : `m${k}.safetensors`));
-      await writeTensors(
-        uri,
-        Object.entries(shapes).map(([name, shape], i) => ({
-          name,
-          dtype,
-          shape,
-          data: fromFloat32(values(numel(shape), 10 * k + i), dtype),
-        })),
-      );
-      uris.push(uri);
-    }
+    const uris = await writeSeededInputs(dir, shapes, 5, dtype);
     for (const [method, parameters] of [
       ['task_arithmetic', { scaling: 0.3 }],
       ['weight_average', {}],
