@@ -15,8 +15,29 @@ export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const CLI = path.join(REPO, 'dist', 'cli', 'main.js');
 export const BUCKET = process.env.MERGEFLOW_BUCKET ?? 'mergeflow';
 
+const madeDirs: string[] = [];
+let cleanupHooked = false;
+
+/**
+ * A fresh temp folder, removed when the test file's process exits (set MERGEFLOW_KEEP_TMP=1 to keep them
+ * for a post-mortem): a merge test writes hundreds of MB, and repeated runs would otherwise fill the disk.
+ */
 export function tmpDir(label: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `mergeflow-${label}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mergeflow-${label}-`));
+  madeDirs.push(dir);
+  if (!cleanupHooked && !process.env.MERGEFLOW_KEEP_TMP) {
+    cleanupHooked = true;
+    process.on('exit', () => {
+      for (const d of madeDirs) {
+        try {
+          fs.rmSync(d, { recursive: true, force: true, maxRetries: 2 });
+        } catch {
+          // a folder still in use is left behind; it never fails a test
+        }
+      }
+    });
+  }
+  return dir;
 }
 
 export function fileUri(p: string): string {
