@@ -15,6 +15,7 @@ import { KernelPool } from './kernel_pool';
 import { KernelSpec } from './kernel_range';
 import { OUTPUT_BLOCK, PartOutput } from './part_output';
 import { ShardReads } from './input_digest';
+import { cachedReads, digestCacheDir, shardReadKeys, storeReads } from './read_digest_cache';
 
 /** A committed shard part, and the sha256 of the bytes it read per input file (base first, then the models). */
 export interface ShardPart extends Committed {
@@ -64,14 +65,28 @@ export async function mergeShard(
   const pool = new KernelPool(spec);
   let stream: ShardStream | undefined;
   try {
+    const readBase = !(spec.kind === 'linear' && spec.baseFree);
+    // inputs unchanged since an earlier merge read the same tensors: their digests come from the cache
+    const cacheDir = digestCacheDir();
+    const keys = cacheDir ? await shardReadKeys(base, models, tensors, readBase) : undefined;
+    const files = [base, ...models].map((ck) => ck.files.length);
+    const cached = cacheDir && keys ? await cachedReads(cacheDir, keys, files) : undefined;
     // the kernel threads check the inputs are finite as they merge; the WebAssembly kernel reads the stream's
     // buffers in its own memory; a base-free merge does not read the base's float tensors
     stream = new ShardStream(base, models, tensors, {
       checkFinite: false,
       arena: pool.arena,
-      readBase: !(spec.kind === 'linear' && spec.baseFree),
+      readBase,
+      hashing: cached ? 'none' : 'thread',
     });
-    return await writePart({ plan, uri, base, models, tensors, stream, pool, coefs, progress });
+    const s = stream;
+    const digests = async (): Promise<string[][]> => {
+      if (cached) return cached;
+      const d = await s.digests();
+      if (cacheDir && keys) await storeReads(cacheDir, keys, d);
+      return d;
+    };
+    return await writePart({ plan, uri, base, models, tensors, stream, pool, coefs, progress, digests });
   } finally {
     await Promise.all([stream?.close(), pool.close()]);
   }
@@ -87,6 +102,8 @@ interface PartJob {
   pool: KernelPool;
   coefs: (tensor: string) => number[];
   progress: Progress | undefined;
+  /** Per input, per file: the sha256 of the bytes the shard read (hashed while streaming, or cached). */
+  digests: () => Promise<string[][]>;
 }
 
 /** Stream the shard's tensors through the kernel into the part object; commit it, or abort it on failure. */
@@ -100,6 +117,7 @@ async function writePart({
   pool,
   coefs,
   progress,
+  digests,
 }: PartJob): Promise<ShardPart> {
   const w = await storeFor(uri).writer(uri);
   // shared memory, so the kernel threads write their ranges of the output where this thread reads them
@@ -131,7 +149,7 @@ async function writePart({
     }
     await part.flush(true);
     const committed = await w.commit();
-    const reads = (await stream.digests()).map((files, i) =>
+    const reads = (await digests()).map((files, i) =>
       files.map((sha256, f) => {
         const file = (i === 0 ? base : models[i - 1]).files[f];
         return { uri: file.uri, bytes: file.size, sha256 };
