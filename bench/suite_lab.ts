@@ -119,6 +119,7 @@ async function main(): Promise<void> {
           headSet: canonicalRows(d, recipe.headImagesPerTask, sources),
           headLogitScale: recipe.headLogitScale,
           headCentre: recipe.headCentre,
+          headMix: recipe.headMix,
           recipe: recipe.finetune,
           seed: m.seed,
         })) as TaskOutput;

@@ -160,6 +160,7 @@ export async function buildSuite(out: string, opts: SuiteBuildOptions = {}): Pro
             headSet: canonicalRows(d, recipe.headImagesPerTask, sources),
             headLogitScale: recipe.headLogitScale,
             headCentre: recipe.headCentre,
+            headMix: recipe.headMix,
             recipe: recipe.finetune,
             seed,
           },

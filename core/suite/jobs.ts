@@ -9,6 +9,7 @@ import type { TrainRecipe } from './recipe';
 import {
   embedRows,
   HeadValues,
+  mixedHead,
   ParamValues,
   prototypeHead,
   toTensors,
@@ -17,6 +18,7 @@ import {
   TrainJob,
   TrainSet,
 } from './train';
+import { rngFor } from '../data/rng';
 
 export interface PretrainJob {
   kind: 'pretrain';
@@ -51,6 +53,8 @@ export interface TaskJob {
   headLogitScale: number;
   /** Centre the class prototypes (subtract their mean) before normalising them. */
   headCentre?: boolean;
+  /** Prototype weight in the head rows (SuiteRecipe.headMix); undefined: pure prototypes. */
+  headMix?: number;
   recipe: TrainRecipe;
   seed: number;
 }
@@ -107,6 +111,8 @@ export function runTask(job: TaskJob, onStep?: StepReport): TaskOutput {
       Int32Array.from({ length: m }, (_, i) => i),
     );
     head = prototypeHead(emb, job.headSet.labels, job.classes, c.projectionDim, job.headLogitScale, job.headCentre);
+    if (job.headMix !== undefined && job.headMix < 1)
+      head = mixedHead(head, job.headMix, rngFor(job.seed, 'head-mix', job.task));
   } finally {
     disposeParams(p);
   }

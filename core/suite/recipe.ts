@@ -32,6 +32,12 @@ export interface SuiteRecipe {
   headLogitScale: number;
   /** Centre the class prototypes (subtract their mean) before normalising them. */
   headCentre?: boolean;
+  /**
+   * Weight of the prototype in each head row (default 1: pure prototypes). Below 1, each row is the
+   * normalised mix of its prototype and a seeded random unit vector of its own task: heads that share less of
+   * the image tower's geometry (a lab option; no suite version uses it).
+   */
+  headMix?: number;
   /** log of the scale of the pretext head used while pretraining. */
   pretextLogitScale: number;
   /** Train rows per task fed to the pooled pretraining data. */

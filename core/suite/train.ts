@@ -400,6 +400,20 @@ export function prototypeHead(
   return { weight, classes, dim, logitScale };
 }
 
+/** Each row: normalise(mix · prototype row + (1 − mix) · a random unit vector). */
+export function mixedHead(head: HeadValues, mix: number, rng: Rng): HeadValues {
+  const { classes, dim } = head;
+  const weight = new Float32Array(classes * dim);
+  for (let y = 0; y < classes; y++) {
+    const r = Float64Array.from({ length: dim }, () => normalish(rng));
+    const rn = Math.sqrt(r.reduce((a, v) => a + v * v, 0));
+    const row = Float64Array.from({ length: dim }, (_, k) => mix * head.weight[y * dim + k] + ((1 - mix) * r[k]) / rn);
+    const n = Math.sqrt(row.reduce((a, v) => a + v * v, 0));
+    for (let k = 0; k < dim; k++) weight[y * dim + k] = row[k] / n;
+  }
+  return { ...head, weight };
+}
+
 /** A random initial head (for the pretext task), rows ~ N(0, 1/dim). */
 export function randomHead(classes: number, dim: number, logitScale: number, rng: Rng): HeadValues {
   const weight = new Float32Array(classes * dim);
