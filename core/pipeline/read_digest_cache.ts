@@ -28,7 +28,7 @@ export function digestCacheDir(env: NodeJS.ProcessEnv = process.env): string | u
   return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'mergeflow', 'digests');
 }
 
-/** Hits and misses in this process (per input of a shard), for tests and benchmarks. */
+/** In this process: shards served from the cache (hits) or not (misses), and entries written (one per input). */
 export const digestCacheStats = { hits: 0, misses: 0, writes: 0 };
 
 const ENTRY = /^[0-9a-f]{64}$/;
@@ -80,7 +80,7 @@ export async function cachedReads(dir: string, keys: readonly string[], files: r
     }
     out.push(digests as string[]);
   }
-  digestCacheStats.hits += keys.length;
+  digestCacheStats.hits++;
   return out;
 }
 
