@@ -9,32 +9,14 @@
  *   node dist/bench/premise_path.js SUITE MODEL_FOLDER... [--limit 500] [--json]
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Checkpoint } from '../core/safetensors';
-import { openDataset } from '../core/data/dataset';
-import { ClipVisionConfig, clipVisionParamShapes, Params } from '../core/models/clip_vit';
+import type { Params } from '../core/models/clip_vit';
 import { readClipVisionConfig } from '../core/models/clip_vit_load';
-import { loadHead } from '../core/models/head';
 import { ensureBackend } from '../core/eval/evaluate';
-import { joinUri } from '../core/store';
 import { openSuite } from '../core/suite/manifest';
-import { measure, TaskData } from '../core/suite/validity';
+import { combine, loadTaskData, measure, readValues, TaskData } from '../core/suite/validity';
 import { opt } from './harness/args';
 
-type TaskBatches = TaskData;
 type Point = ReturnType<typeof measure>;
-
-async function readParams(c: ClipVisionConfig, file: string): Promise<Record<string, Float32Array>> {
-  const ck = await Checkpoint.open(file);
-  const out: Record<string, Float32Array> = {};
-  for (const { name } of clipVisionParamShapes(c)) out[name] = await ck.readFloat32(name);
-  return out;
-}
-
-function toParams(c: ClipVisionConfig, values: Record<string, Float32Array>): Params {
-  const p: Params = {};
-  for (const { name, shape } of clipVisionParamShapes(c)) p[name] = tf.tensor(values[name], shape, 'float32');
-  return p;
-}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--limit');
@@ -44,30 +26,27 @@ async function main(): Promise<void> {
   const suite = await openSuite(suiteUri);
   const limit = Number(opt('limit', '500'));
   const c = await readClipVisionConfig(suite.pretrained);
-  const tasks: TaskBatches[] = [];
-  for (const name of suite.targets) {
-    const t = suite.task(name);
-    const batches: TaskBatches['batches'] = [];
-    for await (const b of (await openDataset(t.test)).batches({ batchSize: 250, limit }))
-      batches.push({ x: tf.tensor4d(b.inputs, b.shape), labels: Int32Array.from(b.labels!) });
-    tasks.push({ name, head: await loadHead(t.head), batches });
-  }
-  // Task Arithmetic at λ 0.3, built in memory
-  const base = await readParams(c, joinUri(suite.pretrained, 'model.safetensors'));
-  const ta: Record<string, Float32Array> = {};
-  for (const k of Object.keys(base)) ta[k] = Float32Array.from(base[k]);
-  for (const name of suite.targets) {
-    const m = await readParams(c, joinUri(suite.task(name).model, 'model.safetensors'));
-    for (const k of Object.keys(ta)) for (let i = 0; i < ta[k].length; i++) ta[k][i] += 0.3 * (m[k][i] - base[k][i]);
-  }
+  const tasks: TaskData[] = [];
+  for (const name of suite.targets) tasks.push(await loadTaskData(suite, name, limit));
+  const base = await readValues(suite.pretrained, c);
+  const targets = await Promise.all(suite.targets.map((name) => readValues(suite.task(name).model, c)));
   const rows: { model: string; tasks: Record<string, Point> }[] = [];
-  for (const [label, values] of [
-    ['Task Arithmetic', ta] as const,
-    ...(await Promise.all(
-      folders.map(async (f) => [f, await readParams(c, joinUri(f, 'model.safetensors'))] as const),
-    )),
-  ]) {
-    const params = toParams(c, values);
+  // Task Arithmetic at λ 0.3, then each folder as it is (θ0 with no task vectors added)
+  const merges: [string, () => Promise<Params>][] = [
+    [
+      'Task Arithmetic',
+      async () =>
+        combine(
+          c,
+          base,
+          targets,
+          targets.map(() => 0.3),
+        ),
+    ],
+    ...folders.map((f): [string, () => Promise<Params>] => [f, async () => combine(c, await readValues(f, c), [], [])]),
+  ];
+  for (const [label, build] of merges) {
+    const params = await build();
     const row: Record<string, Point> = {};
     for (const t of tasks) row[t.name] = measure(params, c, t);
     tf.dispose(Object.values(params));

@@ -9,15 +9,10 @@
  */
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { Checkpoint } from '../core/safetensors';
-import { openDataset } from '../core/data/dataset';
-import { clipVisionParamShapes, Params } from '../core/models/clip_vit';
 import { readClipVisionConfig } from '../core/models/clip_vit_load';
-import { loadHead } from '../core/models/head';
 import { ensureBackend } from '../core/eval/evaluate';
-import { joinUri } from '../core/store';
 import { openSuite } from '../core/suite/manifest';
-import { measure, TaskData } from '../core/suite/validity';
+import { combine, loadTaskData, measure, readValues, TaskData } from '../core/suite/validity';
 import { opt } from './harness/args';
 
 type Point = ReturnType<typeof measure>;
@@ -31,20 +26,12 @@ async function main(): Promise<void> {
   const c = await readClipVisionConfig(suite.pretrained);
   const names = suite.manifest.tasks.map((t) => t.name);
   const tasks: (TaskData & { classes: number })[] = [];
-  for (const name of names) {
-    const t = suite.task(name);
-    const batches: TaskData['batches'] = [];
-    for await (const b of (await openDataset(t.test)).batches({ batchSize: 250, limit }))
-      batches.push({ x: tf.tensor4d(b.inputs, b.shape), labels: Int32Array.from(b.labels!) });
-    tasks.push({ name, head: await loadHead(t.head), batches, classes: t.classes });
-  }
+  for (const name of names)
+    tasks.push({ ...(await loadTaskData(suite, name, limit)), classes: suite.task(name).classes });
   const rows: Record<string, Record<string, Point>> = {};
   for (const model of ['pretrained', ...names]) {
     const dir = model === 'pretrained' ? suite.pretrained : suite.task(model).model;
-    const ck = await Checkpoint.open(joinUri(dir, 'model.safetensors'));
-    const params: Params = {};
-    for (const { name, shape } of clipVisionParamShapes(c))
-      params[name] = tf.tensor(await ck.readFloat32(name), shape, 'float32');
+    const params = combine(c, await readValues(dir, c), [], []);
     rows[model] = {};
     for (const t of tasks) rows[model][t.name] = measure(params, c, t);
     tf.dispose(Object.values(params));

@@ -26,8 +26,6 @@ export interface ChunkArrays {
 /** Merges [lo, hi) into a.out; false when an input holds NaN or ±Inf there (the caller refuses the input). */
 export type RangeMerge = (tensor: string, a: ChunkArrays, coefs: readonly number[], lo: number, hi: number) => boolean;
 
-export { allFinite };
-
 /** The range merge for a spec (the tensor method's parameters parsed once, here), with the finiteness check. */
 export function rangeMerge(spec: KernelSpec): RangeMerge {
   const merge = mergeOnly(spec);

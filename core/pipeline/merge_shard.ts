@@ -15,7 +15,7 @@ import { KernelPool } from './kernel_pool';
 import { KernelSpec } from './kernel_range';
 import { OUTPUT_BLOCK, PartOutput } from './part_output';
 import { ShardReads } from './input_digest';
-import { cachedReads, digestCacheDir, shardReadKeys, storeReads } from './read_digest_cache';
+import { shardDigestCache } from './read_digest_cache';
 
 /** A committed shard part, and the sha256 of the bytes it read per input file (base first, then the models). */
 export interface ShardPart extends Committed {
@@ -67,10 +67,7 @@ export async function mergeShard(
   try {
     const readBase = !(spec.kind === 'linear' && spec.baseFree);
     // inputs unchanged since an earlier merge read the same tensors: their digests come from the cache
-    const cacheDir = digestCacheDir();
-    const keys = cacheDir ? await shardReadKeys(base, models, tensors, readBase) : undefined;
-    const files = [base, ...models].map((ck) => ck.files.length);
-    const cached = cacheDir && keys ? await cachedReads(cacheDir, keys, files) : undefined;
+    const { cached, remember } = await shardDigestCache(base, models, tensors, readBase);
     // the kernel threads check the inputs are finite as they merge; the WebAssembly kernel reads the stream's
     // buffers in its own memory; a base-free merge does not read the base's float tensors
     stream = new ShardStream(base, models, tensors, {
@@ -80,12 +77,7 @@ export async function mergeShard(
       hashing: cached ? 'none' : 'thread',
     });
     const s = stream;
-    const digests = async (): Promise<string[][]> => {
-      if (cached) return cached;
-      const d = await s.digests();
-      if (cacheDir && keys) await storeReads(cacheDir, keys, d);
-      return d;
-    };
+    const digests = async () => cached ?? remember(await s.digests());
     return await writePart({ plan, uri, base, models, tensors, stream, pool, coefs, progress, digests });
   } finally {
     await Promise.all([stream?.close(), pool.close()]);

@@ -16,8 +16,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Checkpoint, isFloatDType, TensorInfo } from '../safetensors';
+import { Checkpoint, TensorInfo } from '../safetensors';
 import { filePath, storeFor } from '../store';
+import { inputReads } from './shard_stream';
 
 /** The cache folder, or undefined when MERGEFLOW_DIGEST_CACHE=off. */
 export function digestCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -49,9 +50,7 @@ export async function shardReadKeys(
 ): Promise<string[]> {
   return Promise.all(
     [base, ...models].map(async (ck, i) => {
-      // the bytes an input hands out: float tensors from every model (and the base when it is read), the
-      // base's other tensors (ShardStream's rule)
-      const read = tensors.filter((t) => (isFloatDType(t.dtype) ? i > 0 || readBase : i === 0)).map((t) => t.name);
+      const read = tensors.filter((t) => inputReads(i, t.dtype, readBase)).map((t) => t.name);
       const files = await Promise.all(ck.files.map(identity));
       const doc = JSON.stringify({ v: 1, role: i === 0 ? 'base' : 'model', readBase, files, read });
       return createHash('sha256').update(doc).digest('hex');
@@ -98,4 +97,31 @@ export async function storeReads(dir: string, keys: readonly string[], digests: 
       await fs.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
+}
+
+/**
+ * A shard's view of the cache: the digests of every input when all are cached, and `remember` to store the
+ * digests the shard computed (a no-op when the cache is off). What mergeShard uses.
+ */
+export async function shardDigestCache(
+  base: Checkpoint,
+  models: readonly Checkpoint[],
+  tensors: readonly TensorInfo[],
+  readBase: boolean,
+): Promise<{ cached: string[][] | undefined; remember: (digests: string[][]) => Promise<string[][]> }> {
+  const dir = digestCacheDir();
+  if (!dir) return { cached: undefined, remember: async (d) => d };
+  const keys = await shardReadKeys(base, models, tensors, readBase);
+  const cached = await cachedReads(
+    dir,
+    keys,
+    [base, ...models].map((ck) => ck.files.length),
+  );
+  return {
+    cached,
+    remember: async (d) => {
+      await storeReads(dir, keys, d);
+      return d;
+    },
+  };
 }

@@ -18,7 +18,7 @@ import { Checkpoint, DType, DTYPE_BYTES, float32Of, isFloatDType, numel, TensorI
 import { filePath, storeFor } from '../store';
 import { KernelArena } from '../kernel/arena';
 import { InputHasher } from './input_hasher';
-import { allFinite } from './kernel_range';
+import { allFinite } from '../kernel/finite';
 
 /**
  * Where the bytes handed out are hashed: on a hashing thread (the default), on the calling thread (the
@@ -167,6 +167,14 @@ export interface StreamOptions {
   readBase?: boolean;
 }
 
+/**
+ * Whether input `input` (0 = the base) hands out a tensor of this dtype: float tensors come from every model,
+ * and from the base unless the merge is base-free; the base's other tensors go to the output unchanged.
+ */
+export function inputReads(input: number, dtype: DType, readBase: boolean): boolean {
+  return isFloatDType(dtype) ? input > 0 || readBase : input === 0;
+}
+
 export class ShardStream {
   private readonly readers: InputReader[];
   private readonly scratch: Float32Array[];
@@ -195,7 +203,7 @@ export class ShardStream {
     const needs = inputs.map((ck, i) => {
       let bytes = 0;
       for (const t of tensors)
-        if (isFloatDType(t.dtype) ? i > 0 || readBase : i === 0) bytes += ck.info(t.name).end - ck.info(t.name).begin;
+        if (inputReads(i, t.dtype, readBase)) bytes += ck.info(t.name).end - ck.info(t.name).begin;
       return bytes;
     });
     this.readers = inputs.map(
@@ -211,10 +219,7 @@ export class ShardStream {
       this.readers.forEach((r, input) => (r.hasher = { thread, input }));
       this.hasher = thread;
     }
-    for (const t of tensors) {
-      if (isFloatDType(t.dtype)) for (const r of this.readers.slice(readBase ? 0 : 1)) r.need(t.name);
-      else this.readers[0].need(t.name);
-    }
+    for (const t of tensors) this.readers.forEach((r, i) => inputReads(i, t.dtype, readBase) && r.need(t.name));
   }
 
   /** The raw bytes of a base tensor in pieces (non-float tensors go to the output unchanged), hashed. */

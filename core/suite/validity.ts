@@ -18,7 +18,7 @@ import { readClipVisionConfig } from '../models/clip_vit_load';
 import { ClassificationHead, disposeHead, headClasses, headLogits, loadHead } from '../models/head';
 import { ensureBackend } from '../eval/evaluate';
 import { joinUri } from '../store';
-import { openSuite } from './manifest';
+import { openSuite, Suite } from './manifest';
 
 export const VALIDITY_LAMBDAS: readonly number[] = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
 /**
@@ -128,17 +128,19 @@ export function spearman(a: readonly number[], b: readonly number[]): number {
   return saa === 0 || sbb === 0 ? 0 : sab / Math.sqrt(saa * sbb);
 }
 
-type Values = Record<string, Float32Array>;
+/** A model's parameters as plain arrays, by tensor name. */
+export type Values = Record<string, Float32Array>;
 
-async function readValues(folder: string, c: ClipVisionConfig): Promise<Values> {
+/** The parameters of a model folder (its model.safetensors). */
+export async function readValues(folder: string, c: ClipVisionConfig): Promise<Values> {
   const ck = await Checkpoint.open(joinUri(folder, 'model.safetensors'));
   const out: Values = {};
   for (const { name } of clipVisionParamShapes(c)) out[name] = await ck.readFloat32(name);
   return out;
 }
 
-/** θ0 + Σ coef[k] (θk − θ0), as tf tensors (the caller disposes them). */
-function combine(c: ClipVisionConfig, base: Values, models: readonly Values[], coef: readonly number[]): Params {
+/** θ0 + Σ coef[k] (θk − θ0), as tf tensors (the caller disposes them); no models: θ0 itself. */
+export function combine(c: ClipVisionConfig, base: Values, models: readonly Values[], coef: readonly number[]): Params {
   const out: Params = {};
   for (const { name, shape } of clipVisionParamShapes(c)) {
     const b = base[name];
@@ -157,6 +159,16 @@ export interface TaskData {
   name: string;
   head: ClassificationHead;
   batches: { x: tf.Tensor4D; labels: Int32Array }[];
+}
+
+/** A task's head and the first `limit` images of its test split, as tensors (dispose them with the head). */
+export async function loadTaskData(suite: Suite, name: string, limit: number): Promise<TaskData> {
+  const t = suite.task(name);
+  const head = await loadHead(t.head);
+  const batches: TaskData['batches'] = [];
+  for await (const b of (await openDataset(t.test)).batches({ batchSize: 250, limit }))
+    batches.push({ x: tf.tensor4d(b.inputs, b.shape), labels: Int32Array.from(b.labels!) });
+  return { name, head, batches };
 }
 
 /** Accuracy and mean entropy of one model on one task's preloaded batches. */
@@ -206,14 +218,7 @@ export async function suiteValidity(suiteUri: string, opts: ValidityOptions = {}
   const data: TaskData[] = [];
   try {
     for (const name of targets) {
-      const t = suite.task(name);
-      const head = await loadHead(t.head);
-      const ds = await openDataset(t.test);
-      const batches: TaskData['batches'] = [];
-      for await (const b of ds.batches({ batchSize: 250, limit })) {
-        batches.push({ x: tf.tensor4d(b.inputs, b.shape), labels: Int32Array.from(b.labels!) });
-      }
-      data.push({ name, head, batches });
+      data.push(await loadTaskData(suite, name, limit));
     }
     const points: { point: string; coef: number[] }[] = [
       ...lambdas.map((l) => ({ point: `ta@${l}`, coef: targets.map(() => l) })),
