@@ -56,7 +56,11 @@ async function ensureManifest(from: string): Promise<string> {
     imageShape: [1, 28, 28],
     pretrained: 'models/pretrained',
     pretext: { objective: recipe.pretext, description: '', classes: [], lossStart: 0, lossEnd: 0 },
-    heads: { kind: 'class-mean-prototypes', description: '', logitScale: recipe.headLogitScale },
+    heads: {
+      kind: (recipe.headMix ?? 1) < 1 ? 'mixed-prototypes' : 'class-mean-prototypes',
+      description: '',
+      logitScale: recipe.headLogitScale,
+    },
     recipe,
     tasks,
     targets: tasks.filter((t) => t.kind === 'target').map((t) => t.name),

@@ -79,9 +79,9 @@ test('the task table: 8 targets, 16 irrelevant, distinct names and consistent cl
       'digits-rot90',
       'fashion-groups',
       'digits-parity',
-      'digits-ge5',
       'fashion-vflip',
       'fashion-zoom',
+      'digits-edges',
     ],
   );
   for (const t of TASKS) {

@@ -120,6 +120,9 @@ describe('mini-8 suite (small)', () => {
       assert.ok(test.labels);
     }
     const m = s.manifest;
+    // suite v3: head rows mix the class prototype with a seeded random direction (recipe headMix)
+    assert.equal(m.heads.kind, 'mixed-prototypes');
+    assert.match(m.heads.description, /seeded random unit vector/);
     for (const [f, sha] of Object.entries(m.files)) {
       assert.match(sha, /^[0-9a-f]{64}$/);
       assert.ok(fs.existsSync(path.join(a, f)), f);
@@ -167,7 +170,7 @@ describe('mini-8 suite (small)', () => {
     const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     assert.match(
       md,
-      /\| Method \| digits \| fashion \| digits-rot90 \| fashion-groups \| digits-parity \| digits-ge5 \| fashion-vflip \| fashion-zoom \| Avg\. \|/,
+      /\| Method \| digits \| fashion \| digits-rot90 \| fashion-groups \| digits-parity \| fashion-vflip \| fashion-zoom \| digits-edges \| Avg\. \|/,
     );
     assert.match(md, /\| Task Arithmetic \|( \d+\.\d \|){8} \*\*\d+\.\d\*\* \|/);
     const png = fs.readFileSync(path.join(out, 'report.png'));

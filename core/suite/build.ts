@@ -59,10 +59,21 @@ export const SUITE_NAME = 'mini-8';
 /** Backend the suite is trained on unless told otherwise (see the build report: wasm is ~25x faster than cpu here). */
 export const SUITE_BACKEND: BackendChoice = 'wasm';
 
-const HEADS_DESCRIPTION =
-  'CLIP-style zero-shot-like heads: per class, the mean of the L2-normalised pretrained embeddings of that ' +
-  "class's first train images, L2-normalised (weight [classes, dim]); logits = exp(logit_scale) * " +
-  'normalize(embedding) @ weight^T. Fitted once on the frozen pretrained encoder and never trained.';
+/** What the heads are, for suite.json (`mix` = the recipe's headMix; 1 = pure prototypes). */
+function headsDescription(mix: number): string {
+  const proto =
+    'per class, the mean of the L2-normalised pretrained embeddings of that ' +
+    "class's first train images, L2-normalised";
+  const rows =
+    mix >= 1
+      ? `${proto}`
+      : `normalize(${mix} * prototype + ${+(1 - mix).toFixed(6)} * r), with the prototype ${proto} and r a seeded ` +
+        'random unit vector of the task and class';
+  return (
+    `CLIP-style zero-shot-like heads: rows ${rows} (weight [classes, dim]); logits = exp(logit_scale) * ` +
+    'normalize(embedding) @ weight^T. Fitted once on the frozen pretrained encoder and never trained.'
+  );
+}
 
 /**
  * The canonical view of a task's first `rows` train images: each image as it is in its source (MNIST or
@@ -229,7 +240,11 @@ export async function buildSuite(out: string, opts: SuiteBuildOptions = {}): Pro
       lossStart: round(pre.lossStart),
       lossEnd: round(pre.lossEnd),
     },
-    heads: { kind: 'class-mean-prototypes', description: HEADS_DESCRIPTION, logitScale: recipe.headLogitScale },
+    heads: {
+      kind: (recipe.headMix ?? 1) < 1 ? 'mixed-prototypes' : 'class-mean-prototypes',
+      description: headsDescription(recipe.headMix ?? 1),
+      logitScale: recipe.headLogitScale,
+    },
     recipe: recipe as unknown as Record<string, unknown>,
     tasks,
     targets: tasks.filter((x) => x.kind === 'target').map((x) => x.name),

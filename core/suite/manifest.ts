@@ -13,9 +13,11 @@ export const SUITE_FORMAT = 'mergeflow-suite';
 /**
  * The suite's version: bumped whenever the recipe or the task set changes what a build means, so that old and
  * new builds are never mixed up (openSuite refuses other versions). 1: canonical-view heads at logit scale 100
- * (failed the entropy premise); 2: the recipe that passes the validity check (see README).
+ * (failed the entropy premise); 2: class-mean prototype heads, which pass the validity check but leave
+ * AdaMerging no room (every target reads the same prototypes); 3: heads mixed with a seeded random direction per
+ * class, and digits-edges in place of digits-ge5 as a target (see README).
  */
-export const SUITE_VERSION = 2;
+export const SUITE_VERSION = 3;
 
 const rel = z.string().min(1);
 

@@ -33,9 +33,10 @@ export interface SuiteRecipe {
   /** Centre the class prototypes (subtract their mean) before normalising them. */
   headCentre?: boolean;
   /**
-   * Weight of the prototype in each head row (default 1: pure prototypes). Below 1, each row is the
-   * normalised mix of its prototype and a seeded random unit vector of its own task: heads that share less of
-   * the image tower's geometry (a lab option; no suite version uses it).
+   * Weight of the prototype in each head row (default 1: pure prototypes, suite v2). Below 1, each row is the
+   * normalised mix of its prototype and a seeded random unit vector of its own task and class: heads that name
+   * the classes only partly in the image tower's geometry, as CLIP's text tower does (suite v3; see
+   * core/suite/README.md, "Suite v3").
    */
   headMix?: number;
   /** log of the scale of the pretext head used while pretraining. */
@@ -74,6 +75,9 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
     finetune: { steps: 150, batchSize: 32, lr: 2e-3, warmup: 10, layerDecay: 0.5 },
     headImagesPerTask: 1000,
     headLogitScale: Math.log(10),
+    // suite v3: with pure prototypes, raising one task's coefficient made every other target surer of its own
+    // prototypes, so entropy minimisation shrank the coefficients (core/suite/README.md, "The cause, found")
+    headMix: 0.3,
     pretextLogitScale: Math.log(10),
     pretrainRowsPerTask: 4000,
     pretrainShards: 2,
@@ -88,6 +92,7 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
     finetune: { steps: 4, batchSize: 32, lr: 2e-3, warmup: 1, layerDecay: 0.5 },
     headImagesPerTask: 128,
     headLogitScale: Math.log(10),
+    headMix: 0.3,
     pretextLogitScale: Math.log(10),
     pretrainRowsPerTask: 256,
     pretrainShards: 2,
