@@ -21,7 +21,7 @@ import { writeHead, writeModel } from '../core/suite/io';
 import { TaskOutput } from '../core/suite/jobs';
 import { openSuite, SUITE_FILE, SUITE_FORMAT, SUITE_VERSION } from '../core/suite/manifest';
 import { JobPool } from '../core/suite/pool';
-import { RECIPES, SuiteRecipe } from '../core/suite/recipe';
+import { headsKind, RECIPES, SuiteRecipe } from '../core/suite/recipe';
 import { suiteValidity, validityMarkdown } from '../core/suite/validity';
 import { deepMerge, opt } from './harness/args';
 
@@ -57,7 +57,7 @@ async function ensureManifest(from: string): Promise<string> {
     pretrained: 'models/pretrained',
     pretext: { objective: recipe.pretext, description: '', classes: [], lossStart: 0, lossEnd: 0 },
     heads: {
-      kind: (recipe.headMix ?? 1) < 1 ? 'mixed-prototypes' : 'class-mean-prototypes',
+      kind: headsKind(recipe),
       description: '',
       logitScale: recipe.headLogitScale,
     },

@@ -20,7 +20,7 @@ import { joinUri, putObject, sha256Of, storeFor } from '../store';
 import type { BackendChoice } from '../tensor/backend';
 import { VERSION } from '../version';
 import { SUITE_FILE, SUITE_FORMAT, SUITE_VERSION, SuiteManifest, suiteFolder, SuiteTask } from './manifest';
-import { RECIPES, SuiteRecipe } from './recipe';
+import { headsKind, RECIPES, SuiteRecipe } from './recipe';
 import { writeHead, writeModel } from './io';
 import { pretextSet, PRETEXT_DESCRIPTIONS } from './pretext';
 import { JobPool } from './pool';
@@ -66,7 +66,7 @@ function headsDescription(mix: number): string {
     "class's first train images, L2-normalised";
   const rows =
     mix >= 1
-      ? `${proto}`
+      ? proto
       : `normalize(${mix} * prototype + ${+(1 - mix).toFixed(6)} * r), with the prototype ${proto} and r a seeded ` +
         'random unit vector of the task and class';
   return (
@@ -241,7 +241,7 @@ export async function buildSuite(out: string, opts: SuiteBuildOptions = {}): Pro
       lossEnd: round(pre.lossEnd),
     },
     heads: {
-      kind: (recipe.headMix ?? 1) < 1 ? 'mixed-prototypes' : 'class-mean-prototypes',
+      kind: headsKind(recipe),
       description: headsDescription(recipe.headMix ?? 1),
       logitScale: recipe.headLogitScale,
     },

@@ -101,6 +101,11 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
   },
 };
 
+/** The heads' kind in suite.json: pure class-mean prototypes, or prototypes mixed with random directions. */
+export function headsKind(recipe: Pick<SuiteRecipe, 'headMix'>): 'class-mean-prototypes' | 'mixed-prototypes' {
+  return (recipe.headMix ?? 1) < 1 ? 'mixed-prototypes' : 'class-mean-prototypes';
+}
+
 /** Learning rate at step t (0-based): linear warm-up, then cosine decay to 10 % of the peak. */
 export function learningRate(r: TrainRecipe, t: number): number {
   if (t < r.warmup) return (r.lr * (t + 1)) / r.warmup;
