@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createBLAKE3 } from 'hash-wasm';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { validateConfig } from '../core/config/load';
@@ -13,7 +14,7 @@ import { runLocalMerge } from '../core/pipeline/local';
 import { planMerge, splitShards } from '../core/pipeline/plan';
 import { writeCoefficients } from '../core/pipeline/coefficients';
 import { mergeShard } from '../core/pipeline/merge_shard';
-import { ShardStream } from '../core/pipeline/shard_stream';
+import { planWindows, ShardStream } from '../core/pipeline/shard_stream';
 import { addScaledTaskVector, applyDelta } from '../core/merge/task_vectors';
 import { filePath, readJson } from '../core/store';
 import { fileUri, tmpDir } from './helpers/env';
@@ -52,10 +53,13 @@ async function inputs(label: string): Promise<{ dir: string; uris: string[] }> {
 async function merge(dir: string, uris: string[], method: string, parameters: object, out: string, budget?: string) {
   const cfg = listedMergeConfig(dir, uris, method, parameters, out);
   if (budget) process.env.MERGEFLOW_STREAM_BUDGET = budget;
+  // every merge here hashes what it reads (no digests from an earlier merge of the same inputs)
+  process.env.MERGEFLOW_DIGEST_CACHE = 'off';
   try {
     return await runLocalMerge(cfg);
   } finally {
     delete process.env.MERGEFLOW_STREAM_BUDGET;
+    delete process.env.MERGEFLOW_DIGEST_CACHE;
   }
 }
 
@@ -88,7 +92,8 @@ test('a stream reads each input once, decodes every dtype, and hashes exactly th
   const { uris } = await inputs('stream-reads');
   const [base, ...models] = await Promise.all(uris.map((u) => Checkpoint.open(u)));
   const stream = new ShardStream(base, models, base.tensors, { budget: 4 * 16384 * 8 });
-  const hashes = uris.map(() => createHash('sha256'));
+  // an independent BLAKE3 (hash-wasm's; the stream's hashing thread uses the native engine where it loads)
+  const hashes = await Promise.all(uris.map(() => createBLAKE3()));
   let expectedBytes = 0;
   try {
     for (const t of base.tensors) {
@@ -119,10 +124,11 @@ test('a stream reads each input once, decodes every dtype, and hashes exactly th
   } finally {
     await stream.close();
   }
-  // the models' integer tensor lies between float ones, so it is read along with them: every data byte, once
+  // every byte handed out was read once, nothing twice; the models' integer tensor lies between float ones, so
+  // it may be read along with them
   const dataBytes = [base, ...models].reduce((a, ck) => a + ck.files[0].size - ck.files[0].header.dataStart, 0);
-  assert.equal(stream.bytesRead, dataBytes, 'each input read once, nothing twice');
   assert.equal(expectedBytes, dataBytes - 3 * 400);
+  assert.ok(stream.bytesRead >= expectedBytes && stream.bytesRead <= dataBytes, `read ${stream.bytesRead} bytes`);
 });
 
 test("the manifest's input digests come from the merge's reads and change when an input's tensor bytes do", async () => {
@@ -133,12 +139,20 @@ test("the manifest's input digests come from the merge's reads and change when a
   const m1 = (await readJson(r1.manifestUri, (w) => new Error(w))) as M;
   const m2 = (await readJson(r2.manifestUri, (w) => new Error(w))) as M;
   assert.deepEqual(m2.inputs, m1.inputs, 'independent of the chunk size');
+  process.env.MERGEFLOW_HASH = 'wasm';
+  try {
+    const rw = await merge(dir, uris, 'weight_average', {}, 'wa-wasm.safetensors');
+    const mw = (await readJson(rw.manifestUri, (w) => new Error(w))) as M;
+    assert.deepEqual(mw.inputs, m1.inputs, 'the same with the WebAssembly BLAKE3');
+  } finally {
+    delete process.env.MERGEFLOW_HASH;
+  }
 
-  // the base's digest, recomputed by hand: sha256 per shard of its tensor bytes in order, then combined
+  // the base's digest, recomputed by hand: BLAKE3 per shard of its tensor bytes in order, then combined
   const base = await Checkpoint.open(uris[0]);
-  const top = createHash('sha256').update('mergeflow shard-sha256 v1\n');
+  const top = createHash('sha256').update('mergeflow shard-blake3 v2\n');
   for (const s of splitShards(base.tensors, 2)) {
-    const h = createHash('sha256');
+    const h = await createBLAKE3();
     for (const t of base.tensors.slice(s.first, s.first + s.count)) h.update(await base.readBytes(t.name));
     top.update(`${h.digest('hex')}\n`);
   }
@@ -156,6 +170,25 @@ test("the manifest's input digests come from the merge's reads and change when a
   assert.equal(m3.inputs.models.m1[0].sha256, m1.inputs.models.m1[0].sha256);
   assert.notEqual(m3.inputs.models.m2[0].sha256, m1.inputs.models.m2[0].sha256);
   assert.notEqual(r3.output.sha256, r1.output.sha256);
+});
+
+test('reads are planned as windows of consecutive spans, each at most a buffer, gaps inside a window read through', () => {
+  const spans = [
+    { file: 0, offset: 100, length: 40 },
+    { file: 0, offset: 140, length: 40 }, // follows: same window
+    { file: 0, offset: 190, length: 10 }, // a 10-byte gap, still within 100 bytes of the window's start
+    { file: 0, offset: 200, length: 40 }, // would make the window 140 bytes: a new one
+    { file: 1, offset: 0, length: 20 }, // another file: a new one
+    { file: 1, offset: 0 + 20, length: 20 },
+    { file: 0, offset: 0, length: 30 }, // back in the first file, behind: a new one
+  ];
+  assert.deepEqual(planWindows(spans, 100), [
+    { file: 0, offset: 100, length: 100 },
+    { file: 0, offset: 200, length: 40 },
+    { file: 1, offset: 0, length: 40 },
+    { file: 0, offset: 0, length: 30 },
+  ]);
+  assert.throws(() => planWindows([{ file: 0, offset: 0, length: 101 }], 100), /exceeds the read buffer/);
 });
 
 test('a bad MERGEFLOW_STREAM_BUDGET is refused with a message naming it', async () => {

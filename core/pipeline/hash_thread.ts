@@ -1,31 +1,46 @@
 /**
- * The hashing thread of a shard stream (input_hasher.ts): sha256 per input file of the spans the stream hands
- * out, read straight from the stream's shared read buffers. Messages arrive in the order the spans were handed
- * out, so the digests are those a hash on the merge thread would give. After each span it raises the input's
- * counter in `done`, which the stream waits on before it overwrites that input's buffer.
+ * The hashing thread of a shard stream (input_hasher.ts): BLAKE3 per input file of the spans the stream hands
+ * out, read straight from the stream's shared read buffers. Messages are hashed in the order the spans were
+ * handed out, so the digests are those of the bytes in the shard's order. After each span it raises the input's
+ * counter in `done`, which the stream waits on before it overwrites the buffer the span was in.
  */
-import { createHash, Hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
+import { blake3Maker, HashEngine, StreamingHash } from '../hash/blake3';
 
 interface Setup {
   buffers: SharedArrayBuffer[];
   files: number[];
   done: Int32Array;
+  engine: HashEngine;
 }
 
 /** [input, file, offset in the input's buffer, length] or 'digests'. */
 export type HashMessage = [number, number, number, number] | 'digests';
 
-const { buffers, files, done } = workerData as Setup;
-const hashes: (Hash | undefined)[][] = files.map((n) => new Array<Hash | undefined>(n).fill(undefined));
+const { buffers, files, done, engine } = workerData as Setup;
+const make = blake3Maker(engine);
+const hashes: (StreamingHash | undefined)[][] = files.map((n) =>
+  new Array<StreamingHash | undefined>(n).fill(undefined),
+);
 
-parentPort?.on('message', (m: HashMessage) => {
+async function handle(m: HashMessage): Promise<void> {
   if (m === 'digests') {
-    parentPort?.postMessage(hashes.map((fs) => fs.map((h) => (h ? h.digest('hex') : ''))));
+    parentPort?.postMessage(hashes.map((fs) => fs.map((h) => (h ? h.digest() : ''))));
     return;
   }
   const [input, file, offset, length] = m;
-  (hashes[input][file] ??= createHash('sha256')).update(new Uint8Array(buffers[input], offset, length));
+  const h = (hashes[input][file] ??= await make());
+  h.update(new Uint8Array(buffers[input], offset, length));
   Atomics.add(done, input, 1);
   Atomics.notify(done, input);
+}
+
+// in arrival order, one at a time (making a WebAssembly hash is asynchronous)
+let chain = Promise.resolve();
+parentPort?.on('message', (m: HashMessage) => {
+  chain = chain.then(() => handle(m));
+  // a failure ends the thread, which the stream reports ('error')
+  chain.catch((e: unknown) => {
+    throw e;
+  });
 });

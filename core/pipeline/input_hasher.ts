@@ -1,11 +1,12 @@
 /**
- * Hashing a shard stream's inputs on a thread of its own (hash_thread.ts), so the merge thread only merges.
+ * Hashing (BLAKE3) a shard stream's inputs on a thread of its own (hash_thread.ts), so the merge thread only merges.
  * The thread reads the same shared read buffers the merge does; a buffer is overwritten only after every span
  * handed out of it was hashed (`settled`). The digests are the same as hashing on the merge thread.
  */
 import { Worker } from 'node:worker_threads';
 import type { HashMessage } from './hash_thread';
 import { startThread } from './threads';
+import { hashEngine } from '../hash/blake3';
 
 /** Atomics.waitAsync (Node 16+; not in this project's TypeScript lib). */
 const waitAsync = (
@@ -27,7 +28,8 @@ export class InputHasher {
   constructor(buffers: SharedArrayBuffer[], files: number[]) {
     this.done = new Int32Array(new SharedArrayBuffer(4 * buffers.length));
     this.posted = buffers.map(() => 0);
-    this.worker = startThread('hash_thread', { buffers, files, done: this.done });
+    // the engine is chosen here, so a bad MERGEFLOW_HASH fails the merge before the thread starts
+    this.worker = startThread('hash_thread', { buffers, files, done: this.done, engine: hashEngine() });
     const fail = (e: Error) => {
       this.failed ??= e;
       // wake anyone waiting on a counter that will not move any more
@@ -46,18 +48,26 @@ export class InputHasher {
     this.worker.postMessage([input, file, offset, length] satisfies HashMessage);
   }
 
-  /** Resolves once every span of this input handed out so far is hashed (its buffer may then be overwritten). */
-  async settled(input: number): Promise<void> {
+  /** Spans of this input handed to the thread so far. */
+  handedOut(input: number): number {
+    return this.posted[input];
+  }
+
+  /**
+   * Resolves once the first `count` spans of this input (default: all handed out so far) are hashed, so the
+   * buffer they were in may be overwritten.
+   */
+  async settled(input: number, count = this.posted[input]): Promise<void> {
     for (;;) {
       if (this.failed) throw this.failed;
       const seen = Atomics.load(this.done, input);
-      if (seen >= this.posted[input]) return;
+      if (seen >= count) return;
       const w = waitAsync(this.done, input, seen);
       if (w.async) await w.value;
     }
   }
 
-  /** Per input, per file: the sha256 of what was handed out ('' for a file nothing was read of). Call once. */
+  /** Per input, per file: the BLAKE3 of what was handed out ('' for a file nothing was read of). Call once. */
   async digests(): Promise<string[][]> {
     if (this.closed) throw new Error('internal: input digests asked for after the shard stream was closed');
     if (this.failed) throw this.failed;

@@ -1,7 +1,7 @@
 /**
  * The merge of one shard, written as one raw part object (the output's bytes for those tensors). Streams every
  * input once in element chunks (shard_stream.ts), merges each chunk with a fused kernel into reused buffers,
- * and returns the sha256 of what it read from each input file, so no separate hashing pass is needed.
+ * and returns the BLAKE3 of what it read from each input file, so no separate hashing pass is needed.
  */
 import { Checkpoint, DTYPE_BYTES, encodeInto, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { dataFreeMethod } from '../merge/registry';
@@ -17,7 +17,7 @@ import { OUTPUT_BLOCK, PartOutput } from './part_output';
 import { ShardReads } from './input_digest';
 import { shardDigestCache } from './read_digest_cache';
 
-/** A committed shard part, and the sha256 of the bytes it read per input file (base first, then the models). */
+/** A committed shard part, and the BLAKE3 of the bytes it read per input file (base first, then the models). */
 export interface ShardPart extends Committed {
   reads: ShardReads;
 }
@@ -94,7 +94,7 @@ interface PartJob {
   pool: KernelPool;
   coefs: (tensor: string) => number[];
   progress: Progress | undefined;
-  /** Per input, per file: the sha256 of the bytes the shard read (hashed while streaming, or cached). */
+  /** Per input, per file: the BLAKE3 of the bytes the shard read (hashed while streaming, or cached). */
   digests: () => Promise<string[][]>;
 }
 
@@ -142,9 +142,9 @@ async function writePart({
     await part.flush(true);
     const committed = await w.commit();
     const reads = (await digests()).map((files, i) =>
-      files.map((sha256, f) => {
+      files.map((blake3, f) => {
         const file = (i === 0 ? base : models[i - 1]).files[f];
-        return { uri: file.uri, bytes: file.size, sha256 };
+        return { uri: file.uri, bytes: file.size, blake3 };
       }),
     );
     return { ...committed, reads };

@@ -1,5 +1,5 @@
 /**
- * The sha256s a shard computes of what it reads from its inputs, cached by each input file's identity, so that a
+ * The BLAKE3s a shard computes of what it reads from its inputs, cached by each input file's identity, so that a
  * merge of inputs that have not changed since an earlier merge on this machine (a nightly merge of mostly the
  * same checkpoints) reads them without hashing them again. The manifest's digests are the same either way.
  *
@@ -52,7 +52,7 @@ export async function shardReadKeys(
     [base, ...models].map(async (ck, i) => {
       const read = tensors.filter((t) => inputReads(i, t.dtype, readBase)).map((t) => t.name);
       const files = await Promise.all(ck.files.map(identity));
-      const doc = JSON.stringify({ v: 1, role: i === 0 ? 'base' : 'model', readBase, files, read });
+      const doc = JSON.stringify({ v: 2, role: i === 0 ? 'base' : 'model', readBase, files, read });
       return createHash('sha256').update(doc).digest('hex');
     }),
   );

@@ -1,18 +1,21 @@
 /**
  * Streaming a shard's tensors from every input at once, in element chunks, with one read of each input:
- *  - each input (base or model) has one read buffer; a refill reads from the wanted offset as far as the buffer
- *    holds, so the small neighbouring tensors of a shard come in one read;
+ *  - the order of every span the merge will ask of an input is known up front (the shard's tensors in order,
+ *    each in chunks), so each input's reads are planned as windows: runs of consecutive spans packed up to a
+ *    buffer's size, so the small neighbouring tensors of a shard come in one read;
+ *  - each input has two read buffers: while the merge works on the window in one, the next window is read
+ *    into the other (read-ahead), so reading overlaps merging;
  *  - large tensors go in chunks whose size depends on a fixed memory budget divided by the number of inputs,
  *    so memory stays flat however many models are merged and however large the largest tensor is;
- *  - every byte handed to the merge is hashed on the way (sha256 per input file, in the shard's tensor order),
+ *  - every byte handed to the merge is hashed on the way (BLAKE3 per input file, in the shard's tensor order),
  *    on a thread of its own (input_hasher.ts): the digests of all shards, combined, stand for the inputs in the
- *    manifest, without a separate pass.
+ *    manifest, without a separate pass. A buffer is read into again only once the hashing thread is done with
+ *    the spans it handed out.
  * Read buffers and decode scratch live in shared memory, so the hashing thread and the kernel threads
  * (kernel_pool.ts) read the chunks where they are; with the WebAssembly kernel they are cut from its arena (one
  * shared WebAssembly memory), so that kernel reads them in place too. Chunk values are views into reused
  * buffers, valid until the next chunk.
  */
-import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { Checkpoint, DType, DTYPE_BYTES, float32Of, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { filePath, storeFor } from '../store';
@@ -20,11 +23,8 @@ import { KernelArena } from '../kernel/arena';
 import { InputHasher } from './input_hasher';
 import { allFinite } from '../kernel/finite';
 
-/**
- * Where the bytes handed out are hashed: on a hashing thread (the default), on the calling thread (the
- * earlier way, kept for comparison), or not at all (the passes, which record no digests).
- */
-export type Hashing = 'thread' | 'inline' | 'none';
+/** Where the bytes handed out are hashed: on a hashing thread (the default), or not at all (the passes). */
+export type Hashing = 'thread' | 'none';
 
 /** Bytes of read buffers per shard activity, shared by all inputs (the chunk size follows from it). */
 export const STREAM_BUDGET = 96 * 1024 * 1024;
@@ -48,37 +48,75 @@ interface Located {
   dtype: DType;
 }
 
-/** One input's files, a shared read buffer over one of them, and its hashing (a sha256 per file). */
+/** Bytes [offset, offset + length) of one of an input's files. */
+export interface Span {
+  file: number;
+  offset: number;
+  length: number;
+}
+
+/** Pack spans, in the order they will be asked for, into read windows of at most `capacity` bytes each. */
+export function planWindows(spans: Iterable<Span>, capacity: number): Span[] {
+  const windows: Span[] = [];
+  let w: Span | undefined;
+  for (const s of spans) {
+    if (s.length > capacity) throw new Error(`internal: a span of ${s.length} bytes exceeds the read buffer`);
+    // a later span of the same file, close enough ahead: the window grows to take it (and any gap before it)
+    if (w && s.file === w.file && s.offset >= w.offset && s.offset + s.length - w.offset <= capacity) {
+      w.length = Math.max(w.length, s.offset + s.length - w.offset);
+    } else {
+      w = { ...s };
+      windows.push(w);
+    }
+  }
+  return windows;
+}
+
+const holds = (w: Span | undefined, file: number, offset: number, length: number) =>
+  w !== undefined && w.file === file && offset >= w.offset && offset + length <= w.offset + w.length;
+
+/**
+ * One input's files, two shared read buffers over them (one being read from, one being read into), and its
+ * place in the hashing thread.
+ */
 class InputReader {
-  readonly buf: Uint8Array;
+  /** Both buffers, one after the other, in one piece of shared memory. */
+  readonly region: Uint8Array;
+  private readonly bufs: Uint8Array[];
+  /** What each buffer holds, or will hold once its read (reads[b]) resolves. */
+  private readonly held: (Span | undefined)[] = [undefined, undefined];
+  private readonly reads: (Promise<void> | undefined)[] = [undefined, undefined];
+  /** Per buffer: spans handed to the hashing thread up to the last one from that buffer. */
+  private readonly handedOut = [0, 0];
+  private cur = 0;
+  private readonly windows: Span[];
+  /** The planned window to read next. */
+  private next = 0;
   /** Set when hashing on a thread: this reader's index there. */
   hasher: { thread: InputHasher; input: number } | undefined;
-  private bufFile = -1;
-  private bufStart = 0;
-  private bufLen = 0;
-  private readonly handles: (fs.FileHandle | undefined)[];
-  readonly hashes: (Hash | undefined)[];
-  /** Per file, the end of the last byte the shard needs: reads ahead stop there. */
-  readonly limits: number[];
+  private readonly handles: (Promise<fs.FileHandle> | undefined)[];
   readBytes = 0;
 
+  /** `spans`: what the merge will ask of this input, in order (its reads are planned from them). */
   constructor(
     readonly ck: Checkpoint,
     capacity: number,
-    private readonly hashing: Hashing,
+    spans: Iterable<Span>,
     alloc: (bytes: number) => Uint8Array,
   ) {
-    this.buf = alloc(capacity);
+    this.windows = planWindows(spans, capacity);
+    // a second buffer only where there is a next window to read ahead
+    const buffers = this.windows.length > 1 ? 2 : 1;
+    const size = Math.max(
+      1,
+      Math.min(
+        capacity,
+        this.windows.reduce((a, w) => Math.max(a, w.length), 0),
+      ),
+    );
+    this.region = alloc(size * buffers);
+    this.bufs = Array.from({ length: buffers }, (_, b) => this.region.subarray(b * size, (b + 1) * size));
     this.handles = ck.files.map(() => undefined);
-    this.hashes = ck.files.map(() => undefined);
-    this.limits = ck.files.map(() => 0);
-  }
-
-  /** Note that the shard will read this tensor (so reads ahead may extend to its end). */
-  need(name: string): void {
-    const at = this.locate(name);
-    const info = this.ck.info(name);
-    this.limits[at.file] = Math.max(this.limits[at.file], at.offset + info.end - info.begin);
   }
 
   locate(name: string): Located {
@@ -90,53 +128,75 @@ class InputReader {
 
   /** The bytes [offset, offset + length) of a file, hashed; a view valid until the next call. */
   async span(file: number, offset: number, length: number): Promise<Uint8Array> {
-    if (file !== this.bufFile || offset < this.bufStart || offset + length > this.bufStart + this.bufLen) {
-      await this.refill(file, offset, length);
+    if (!holds(this.held[this.cur], file, offset, length)) {
+      const other = this.bufs.length > 1 ? 1 - this.cur : this.cur;
+      if (other !== this.cur && holds(this.held[other], file, offset, length)) {
+        this.cur = other;
+      } else {
+        // off the plan (or its first span): settle both buffers, then read this span's window now
+        await this.quiet();
+        const i = holds(this.windows[this.next], file, offset, length)
+          ? this.next
+          : this.windows.findIndex((w) => holds(w, file, offset, length));
+        this.next = i >= 0 ? i + 1 : this.next;
+        const w = i >= 0 ? this.windows[i] : { file, offset, length };
+        this.cur = other;
+        this.load(this.cur, w);
+      }
+      // the buffer left behind is free once its spans are hashed: the next window goes there meanwhile
+      if (this.bufs.length > 1 && this.next < this.windows.length) this.load(1 - this.cur, this.windows[this.next++]);
     }
-    const at = offset - this.bufStart;
-    const v = this.buf.subarray(at, at + length);
-    if (this.hasher) this.hasher.thread.update(this.hasher.input, file, this.buf.byteOffset + at, length);
-    else if (this.hashing === 'inline') (this.hashes[file] ??= createHash('sha256')).update(v);
+    await this.reads[this.cur];
+    const w = this.held[this.cur]!;
+    const at = offset - w.offset;
+    const v = this.bufs[this.cur].subarray(at, at + length);
+    if (this.hasher) {
+      const { thread, input } = this.hasher;
+      thread.update(input, file, v.byteOffset, length);
+      this.handedOut[this.cur] = thread.handedOut(input);
+    }
     return v;
   }
 
-  private async refill(file: number, offset: number, length: number): Promise<void> {
-    // the hashing thread may still be reading what this buffer holds
-    if (this.hasher) await this.hasher.thread.settled(this.hasher.input);
-    const f = this.ck.files[file];
-    const want = Math.max(length, Math.min(this.buf.byteLength, this.limits[file] - offset));
-    if (want > this.buf.byteLength) throw new Error(`internal: a chunk of ${length} bytes exceeds the read buffer`);
-    // bytes already read ahead that the new window starts with move to the front instead of being read again
-    let have = 0;
-    if (file === this.bufFile && offset >= this.bufStart && offset < this.bufStart + this.bufLen) {
-      have = this.bufStart + this.bufLen - offset;
-      this.buf.copyWithin(0, offset - this.bufStart, this.bufLen);
-    }
-    const store = storeFor(f.uri);
-    if (store.scheme === 'file') {
-      const fh = (this.handles[file] ??= await fs.open(filePath(f.uri), 'r'));
-      let got = have;
-      while (got < want) {
-        const { bytesRead } = await fh.read(this.buf, got, want - got, offset + got);
-        if (bytesRead === 0) throw new Error(`${f.uri}: unexpected end of file reading ${want} bytes at ${offset}`);
-        got += bytesRead;
-      }
-    } else if (want > have) {
-      this.buf.set(await store.read(f.uri, offset + have, want - have), have);
-    }
-    this.readBytes += want - have;
-    this.bufFile = file;
-    this.bufStart = offset;
-    this.bufLen = want;
+  /** Start reading window w into buffer b, once the hashing thread is done with what b held. */
+  private load(b: number, w: Span): void {
+    this.held[b] = w;
+    const read = (async () => {
+      if (this.hasher) await this.hasher.thread.settled(this.hasher.input, this.handedOut[b]);
+      await this.readInto(this.bufs[b], w);
+    })();
+    // a failed read-ahead is reported when its window is asked for (or not at all, if the merge stopped first)
+    read.catch(() => undefined);
+    this.reads[b] = read;
   }
 
-  /** sha256 of what was handed out, per file ('' for a file this shard read nothing of). */
-  digests(): string[] {
-    return this.hashes.map((h) => (h ? h.digest('hex') : ''));
+  private async readInto(buf: Uint8Array, w: Span): Promise<void> {
+    const f = this.ck.files[w.file];
+    const store = storeFor(f.uri);
+    if (store.scheme === 'file') {
+      const fh = await (this.handles[w.file] ??= fs.open(filePath(f.uri), 'r'));
+      let got = 0;
+      while (got < w.length) {
+        const { bytesRead } = await fh.read(buf, got, w.length - got, w.offset + got);
+        if (bytesRead === 0)
+          throw new Error(`${f.uri}: unexpected end of file reading ${w.length} bytes at ${w.offset}`);
+        got += bytesRead;
+      }
+    } else {
+      buf.set(await store.read(f.uri, w.offset, w.length));
+    }
+    this.readBytes += w.length;
+  }
+
+  /** Waits for reads in flight to end, whether they succeeded or not. */
+  private async quiet(): Promise<void> {
+    await Promise.all(this.reads.map((r) => r?.catch(() => undefined)));
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.handles.map((h) => h?.close()));
+    await this.quiet();
+    const handles = await Promise.all(this.handles.map((h) => h?.catch(() => undefined)));
+    await Promise.all(handles.map((h) => h?.close()));
   }
 }
 
@@ -198,28 +258,45 @@ export class ShardStream {
     this.alloc = arena ? (bytes) => arena.bytes(bytes) : (bytes) => new Uint8Array(new SharedArrayBuffer(bytes));
     const inputs = [base, ...models];
     const perInput = Math.floor(budget / Math.max(1, readBase ? inputs.length : models.length));
-    this.chunk = Math.max(MIN_CHUNK, Math.floor(perInput / 8));
-    // each input's buffer: its share of the budget, but no more than the bytes this shard needs of it
-    const needs = inputs.map((ck, i) => {
-      let bytes = 0;
-      for (const t of tensors)
-        if (inputReads(i, t.dtype, readBase)) bytes += ck.info(t.name).end - ck.info(t.name).begin;
-      return bytes;
+    // two buffers per input (one read from, one read into) share its part of the budget
+    const capacity = Math.floor(perInput / 2);
+    this.chunk = Math.max(MIN_CHUNK, Math.floor(capacity / 8));
+    this.readers = inputs.map((ck, i) => {
+      const spans = this.spansOf(ck, i, tensors);
+      return new InputReader(ck, Math.max(capacity, this.chunk * 8), spans, this.alloc);
     });
-    this.readers = inputs.map(
-      (ck, i) =>
-        new InputReader(ck, Math.min(Math.max(perInput, this.chunk * 8), Math.max(needs[i], 8)), hashing, this.alloc),
-    );
     this.scratch = inputs.map(() => new Float32Array(0));
     if (hashing === 'thread') {
       const thread = new InputHasher(
-        this.readers.map((r) => r.buf.buffer as SharedArrayBuffer),
+        this.readers.map((r) => r.region.buffer as SharedArrayBuffer),
         inputs.map((ck) => ck.files.length),
       );
       this.readers.forEach((r, input) => (r.hasher = { thread, input }));
       this.hasher = thread;
     }
-    for (const t of tensors) this.readers.forEach((r, i) => inputReads(i, t.dtype, readBase) && r.need(t.name));
+  }
+
+  /**
+   * The spans input i will be asked for, in order: its part of each tensor, float ones in chunks of
+   * `this.chunk` elements (chunks()), the base's others in pieces of chunk × 8 bytes (baseBytes()).
+   */
+  private *spansOf(ck: Checkpoint, i: number, tensors: readonly TensorInfo[]): Generator<Span> {
+    for (const t of tensors) {
+      if (!inputReads(i, t.dtype, this.readBase)) continue;
+      const info = ck.info(t.name);
+      const file = ck.files.findIndex((f) => f.has(t.name) && f.info(t.name) === info);
+      const offset = ck.files[file].header.dataStart + info.begin;
+      if (isFloatDType(t.dtype)) {
+        const n = numel(t.shape);
+        const w = DTYPE_BYTES[info.dtype];
+        for (let start = 0; start < n; start += this.chunk)
+          yield { file, offset: offset + start * w, length: Math.min(this.chunk, n - start) * w };
+      } else {
+        const bytes = t.end - t.begin;
+        const step = this.chunk * 8;
+        for (let o = 0; o < bytes; o += step) yield { file, offset: offset + o, length: Math.min(step, bytes - o) };
+      }
+    }
   }
 
   /** The raw bytes of a base tensor in pieces (non-float tensors go to the output unchanged), hashed. */
@@ -272,10 +349,10 @@ export class ShardStream {
     }
   }
 
-  /** Per input (base first), the sha256 per file of the bytes handed out so far. Call once, at the end. */
+  /** Per input (base first), the BLAKE3 per file of the bytes handed out so far. Call once, at the end. */
   async digests(): Promise<string[][]> {
-    if (this.hasher) return this.hasher.digests();
-    return this.readers.map((r) => r.digests());
+    if (!this.hasher) throw new Error('internal: input digests asked of a stream that does not hash');
+    return this.hasher.digests();
   }
 
   get bytesRead(): number {
