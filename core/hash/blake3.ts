@@ -3,9 +3,10 @@
  * cryptographic like sha256 and about 2.4× faster here (4.0 against 1.67 GB/s on one core of this machine's
  * EPYC, with SHA-NI for sha256), which is what hashing while merging costs a cold merge.
  *
- * Two engines give the same digests: `native` (@napi-rs/blake-hash, prebuilt for the common platforms, SIMD)
- * and `wasm` (hash-wasm, about 0.7 GB/s) where the native one does not load. MERGEFLOW_HASH=native|wasm picks
- * one; unset, native where it loads.
+ * Two engines give the same digests: `native` (@napi-rs/blake-hash's prebuilt binding, SIMD) and `wasm`
+ * (hash-wasm, about 0.7 GB/s) where the native one does not load. The binding is an optional dependency for
+ * linux-x64 (glibc), the one platform whose package the registry here serves; elsewhere npm skips it and the
+ * WebAssembly engine hashes. MERGEFLOW_HASH=native|wasm picks one; unset, native where it loads.
  */
 export type HashEngine = 'native' | 'wasm';
 
@@ -26,7 +27,10 @@ let native: NativeModule | null | undefined;
 function nativeModule(): NativeModule | null {
   if (native === undefined) {
     try {
-      native = require('@napi-rs/blake-hash') as NativeModule;
+      native =
+        process.platform === 'linux' && process.arch === 'x64'
+          ? (require('@napi-rs/blake-hash-linux-x64-gnu') as NativeModule)
+          : null;
     } catch {
       native = null;
     }
@@ -42,7 +46,7 @@ export function hashEngine(env: NodeJS.ProcessEnv = process.env): HashEngine {
   if (v === 'native') {
     if (!nativeModule())
       throw new Error(
-        'MERGEFLOW_HASH=native, but @napi-rs/blake-hash has no build for this platform; set MERGEFLOW_HASH=wasm or unset it',
+        'MERGEFLOW_HASH=native, but no native BLAKE3 binding is installed for this platform; set MERGEFLOW_HASH=wasm or unset it',
       );
     return 'native';
   }
