@@ -13,12 +13,16 @@ import { storeFor } from '../core/store';
 import { writeSyntheticCheckpoints } from '../core/synthetic';
 import { tmpDir } from './helpers/env';
 
-/** Task Arithmetic exactly as mergeflow computed it before the kernel existed (core/merge/task_arithmetic.ts). */
-function taskArithmeticBefore(base: Float32Array, models: readonly Float32Array[], scaling: number): Float32Array {
+/**
+ * Task Arithmetic written plainly, in float32 arithmetic as PyTorch computes it (every operation rounded to
+ * float32): Δ = Σk (m_k − θ0), θ = θ0 + λ·Δ, with λ a float32.
+ */
+function taskArithmeticF32(base: Float32Array, models: readonly Float32Array[], scaling: number): Float32Array {
+  const f = Math.fround;
   const delta = new Float32Array(base.length);
-  for (const m of models) for (let i = 0; i < delta.length; i++) delta[i] += m[i] - base[i];
+  for (const m of models) for (let i = 0; i < delta.length; i++) delta[i] = f(delta[i] + f(m[i] - base[i]));
   const out = new Float32Array(base.length);
-  for (let i = 0; i < base.length; i++) out[i] = base[i] + scaling * delta[i];
+  for (let i = 0; i < base.length; i++) out[i] = f(base[i] + f(f(scaling) * delta[i]));
   return out;
 }
 
@@ -36,7 +40,7 @@ async function family(label: string) {
   return { dir, cfg, base, models, floats };
 }
 
-test("the kernel with Task Arithmetic's coefficients equals the previous Task Arithmetic output byte for byte", async () => {
+test("the kernel with Task Arithmetic's coefficients, and the merge, equal plain float32 Task Arithmetic byte for byte", async () => {
   const f = await family('coef-ta');
   for (const scaling of [0.3, 0.37, 1 / 3]) {
     const r = await runLocalMerge(f.cfg(path.join(f.dir, `ta-${scaling}.safetensors`), { scaling }));
@@ -44,7 +48,7 @@ test("the kernel with Task Arithmetic's coefficients equals the previous Task Ar
     for (const t of f.floats) {
       const b = await f.base.readFloat32(t.name);
       const ms = await Promise.all(f.models.map((m) => m.readFloat32(t.name)));
-      const before = Buffer.from(fromFloat32(taskArithmeticBefore(b, ms, scaling), 'F32'));
+      const before = Buffer.from(fromFloat32(taskArithmeticF32(b, ms, scaling), 'F32'));
       const kernel = Buffer.from(
         fromFloat32(
           linearMergeTensor(

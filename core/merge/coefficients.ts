@@ -16,9 +16,11 @@ export function tableColumn(table: Float64Array, models: number, tensors: number
 }
 
 /**
- * acc (or out, when `last`) = [first ? 0 : acc] + Σ of up to four weighted task vectors, element by element, each
- * partial sum rounded to float32 as a Float32Array accumulator would. One pass over the elements per group of
- * models keeps the running sum in a register; `last` also applies θ0 + scale · sum.
+ * acc (or out, when `last`) = [first ? 0 : acc] + Σ of up to four weighted task vectors, element by element, in
+ * float32 arithmetic (every operation rounded to float32, as PyTorch computes: Math.fround of a float64 sum,
+ * difference or product of float32 values is the float32 result, since float64 has more than twice the bits).
+ * One pass over the elements per group of models keeps the running sum in a register; `last` also applies
+ * θ0 + scale · sum. `ws` are float32 already; `weighted` false means every w is 1 (skipped: x · 1 = x).
  */
 function group(
   out: Float32Array,
@@ -26,55 +28,37 @@ function group(
   base: Float32Array,
   ms: readonly Float32Array[],
   ws: readonly number[],
+  weighted: boolean,
   first: boolean,
   last: boolean,
   scale: number,
 ): void {
   const n = base.length;
   const f = Math.fround;
-  if (ms.length === 4) {
-    const [m0, m1, m2, m3] = ms;
-    const [w0, w1, w2, w3] = ws;
-    for (let i = 0; i < n; i++) {
-      const b = base[i];
-      let a = first ? 0 : acc[i];
-      a = f(a + w0 * (m0[i] - b));
-      a = f(a + w1 * (m1[i] - b));
-      a = f(a + w2 * (m2[i] - b));
-      a = f(a + w3 * (m3[i] - b));
-      if (last) out[i] = b + scale * a;
-      else acc[i] = a;
+  const [m0, m1, m2, m3] = ms;
+  const [w0, w1, w2, w3] = weighted ? ws : [1, 1, 1, 1];
+  const K = ms.length;
+  for (let i = 0; i < n; i++) {
+    const b = base[i];
+    let a = first ? 0 : acc[i];
+    a = f(a + f(w0 * f(m0[i] - b)));
+    if (K > 1) a = f(a + f(w1 * f(m1[i] - b)));
+    if (K > 2) {
+      a = f(a + f(w2 * f(m2[i] - b)));
+      a = f(a + f(w3 * f(m3[i] - b)));
     }
-  } else if (ms.length === 2) {
-    const [m0, m1] = ms;
-    const [w0, w1] = ws;
-    for (let i = 0; i < n; i++) {
-      const b = base[i];
-      let a = first ? 0 : acc[i];
-      a = f(a + w0 * (m0[i] - b));
-      a = f(a + w1 * (m1[i] - b));
-      if (last) out[i] = b + scale * a;
-      else acc[i] = a;
-    }
-  } else {
-    const [m0] = ms;
-    const [w0] = ws;
-    for (let i = 0; i < n; i++) {
-      const b = base[i];
-      let a = first ? 0 : acc[i];
-      a = f(a + w0 * (m0[i] - b));
-      if (last) out[i] = b + scale * a;
-      else acc[i] = a;
-    }
+    if (last) out[i] = b + f(scale * a);
+    else acc[i] = a;
   }
 }
 
 /**
  * θ0 + Σk c_k τk over base.length elements, written into out (which may be a reused scratch buffer; acc is one
- * too, at least as long as base). When every c_k is the same c (weight averaging, Task Arithmetic) it is
- * computed as θ0 + c·Σk τk, summing the task vectors first in float32, the order those methods always used, so
- * their outputs keep their bytes; otherwise each c_k τk is added into the float32 accumulator in model order.
- * Fused: models go in groups of four (then two, then one), one pass over the elements per group.
+ * too, at least as long as base), in float32 arithmetic with the coefficients rounded to float32. When every
+ * c_k is the same c (weight averaging, Task Arithmetic) it is computed as θ0 + c·Σk τk, summing the task
+ * vectors first, the order those methods always used; otherwise each c_k τk is added into the accumulator in
+ * model order. Fused: models go in groups of four (then two, then one), one pass over the elements per group.
+ * The WebAssembly kernel (core/kernel/linear.wat) does the same operations in the same order.
  */
 export function linearMergeInto(
   out: Float32Array,
@@ -86,15 +70,16 @@ export function linearMergeInto(
   const K = models.length;
   if (coefficients.length !== K) throw new Error(`linear merge: ${coefficients.length} coefficients for ${K} models`);
   const uniform = coefficients.every((c) => c === coefficients[0]);
-  const scale = uniform ? (coefficients[0] ?? 0) : 1;
-  const weights = uniform ? coefficients.map(() => 1) : coefficients;
+  const scale = Math.fround(uniform ? (coefficients[0] ?? 0) : 1);
+  const weights = coefficients.map((c) => Math.fround(c));
   if (K === 0) {
-    for (let i = 0; i < base.length; i++) out[i] = base[i] + scale * 0;
+    for (let i = 0; i < base.length; i++) out[i] = base[i] + Math.fround(scale * 0);
     return;
   }
   for (let g = 0; g < K;) {
     const size = K - g >= 4 ? 4 : K - g >= 2 ? 2 : 1;
-    group(out, acc, base, models.slice(g, g + size), weights.slice(g, g + size), g === 0, g + size === K, scale);
+    const ws = weights.slice(g, g + size);
+    group(out, acc, base, models.slice(g, g + size), ws, !uniform, g === 0, g + size === K, scale);
     g += size;
   }
 }
@@ -112,7 +97,7 @@ export function linearMergeTensor(
 
 /**
  * The same kernel when the inputs are task vectors τk themselves (AdaMerging++'s processed vectors), not
- * models: θ0 + Σk c_k τk, each c_k τk added into a float32 accumulator in model order.
+ * models: θ0 + Σk c_k τk in float32 arithmetic, each c_k τk added into the accumulator in model order.
  */
 export function linearMergeTaskVectors(
   base: Float32Array,
@@ -121,10 +106,11 @@ export function linearMergeTaskVectors(
 ): Float32Array {
   if (coefficients.length !== taskVectors.length)
     throw new Error(`linear merge: ${coefficients.length} coefficients for ${taskVectors.length} task vectors`);
+  const f = Math.fround;
   const delta = new Float32Array(base.length);
   taskVectors.forEach((tv, k) => {
-    const c = coefficients[k];
-    for (let i = 0; i < delta.length; i++) delta[i] += c * tv[i];
+    const c = f(coefficients[k]);
+    for (let i = 0; i < delta.length; i++) delta[i] += f(c * tv[i]);
   });
   return applyDelta(base, delta, 1);
 }

@@ -1,16 +1,24 @@
-/** Element-wise helpers shared by the data-free methods. Plain typed-array loops: these merges are memory-bound. */
+/**
+ * Element-wise helpers shared by the data-free methods, in float32 arithmetic (each operation rounded to
+ * float32, as PyTorch computes; Math.fround of a float64 result of float32 operands is exactly that). Plain
+ * typed-array loops: these merges are memory-bound.
+ */
 
-/** acc += scale * (model - base), element-wise in float32. */
+/** acc += scale * (model - base), element-wise in float32 (scale rounded to float32). */
 export function addScaledTaskVector(acc: Float32Array, model: Float32Array, base: Float32Array, scale = 1): void {
   const n = acc.length;
-  if (scale === 1) for (let i = 0; i < n; i++) acc[i] += model[i] - base[i];
-  else for (let i = 0; i < n; i++) acc[i] += scale * (model[i] - base[i]);
+  const f = Math.fround;
+  const s = f(scale);
+  if (s === 1) for (let i = 0; i < n; i++) acc[i] += f(model[i] - base[i]);
+  else for (let i = 0; i < n; i++) acc[i] += f(s * f(model[i] - base[i]));
 }
 
-/** out = base + scale * delta */
+/** out = base + scale * delta, in float32 (scale rounded to float32). */
 export function applyDelta(base: Float32Array, delta: Float32Array, scale: number): Float32Array {
+  const f = Math.fround;
+  const s = f(scale);
   const out = new Float32Array(base.length);
-  for (let i = 0; i < base.length; i++) out[i] = base[i] + scale * delta[i];
+  for (let i = 0; i < base.length; i++) out[i] = base[i] + f(s * delta[i]);
   return out;
 }
 

@@ -31,7 +31,9 @@ export function tiesMergeInto(
   const K = models.length;
   const vals = new Float32Array(K);
   const mean = p.merge === 'mean';
+  // float32 arithmetic throughout, as the linear kernel and PyTorch compute
   const f = Math.fround;
+  const scaling = f(p.scaling);
   for (let i = 0; i < base.length; i++) {
     const b = base[i];
     let acc = 0;
@@ -51,7 +53,7 @@ export function tiesMergeInto(
         kept++;
       }
     }
-    out[i] = b + p.scaling * (mean ? acc / Math.max(kept, 1) : acc);
+    out[i] = b + f(scaling * (mean ? f(acc / Math.max(kept, 1)) : acc));
   }
 }
 

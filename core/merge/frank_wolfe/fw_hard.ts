@@ -13,8 +13,8 @@
  * bit. Fed the whole pool, the kernel's non-uniform path rounds a·(θm − θt) before adding it, which agrees
  * within float32 rounding (test/frank-wolfe-math.test.ts checks both).
  *
- * Float32 as the kernel computes it: d = fround(s − θ), θ' = fround(θ + a·d); with keep = 1 TIES equals TA
- * bit for bit.
+ * Float32 arithmetic as the kernel computes it: d = f32(s − θ), θ' = f32(θ + f32(f32(a)·d)); with keep = 1
+ * TIES equals TA bit for bit.
  */
 import { linearMergeTensor } from '../coefficients';
 import { BUCKETS, bitsToFloat, histogramHigh, histogramLow, histTotal, locateRank, thresholdRank } from '../topk';
@@ -78,10 +78,11 @@ export function tiesUpdateTensor(
   if (!s) return Float32Array.from(theta);
   if (s.length !== theta.length) throw new Error(`FW: target has ${s.length} values, θt ${theta.length}`);
   const out = new Float32Array(theta.length);
-  const d = new Float32Array(1);
+  const f = Math.fround;
+  const a32 = f(a);
   for (let i = 0; i < theta.length; i++) {
-    d[0] = s[i] - theta[i];
-    out[i] = Math.abs(d[0]) >= threshold ? theta[i] + a * d[0] : theta[i];
+    const d = f(s[i] - theta[i]);
+    out[i] = Math.abs(d) >= threshold ? theta[i] + f(a32 * d) : theta[i];
   }
   return out;
 }
