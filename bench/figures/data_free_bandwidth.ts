@@ -8,9 +8,10 @@
  *  - whole in-process merges of 8 F32 checkpoints (~100 M parameters each, smaller with --quick), next to a plain
  *    read of every input and write of one output through the same streaming reader and writer.
  */
+import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { Bench, BenchOptions, figure, Figure } from '../harness/types';
-import { dataFreeInputs } from '../data_free_inputs';
+import { DataFreeInputs, dataFreeInputs } from '../data_free_inputs';
 import { linearMergeInto } from '../../core/merge/coefficients';
 import { tiesMergeInto } from '../../core/merge/ties';
 import { validateConfig } from '../../core/config/load';
@@ -259,9 +260,29 @@ async function pipelineFigures(opts: BenchOptions): Promise<Figure[]> {
   const params = opts.quick ? 4e6 : 100e6;
   const inputs = await dataFreeInputs(path.join(opts.dir, 'inputs'), K, params);
   opts.log(`inputs: base + ${K} models of ${(inputs.params / 1e6).toFixed(1)} M F32 parameters`);
+  // freshly written inputs are flushed to disk first, so no merge below competes with that writeback
+  execFileSync('sync');
   const gb = inputs.bytes / 1e9;
   const tag = `${K}models${opts.quick ? '.quick' : ''}`;
   const figures: Figure[] = [];
+  // every merge here hashes its inputs (none takes its digests from the one before), so they compare fairly
+  const cacheBefore = process.env.MERGEFLOW_DIGEST_CACHE;
+  process.env.MERGEFLOW_DIGEST_CACHE = 'off';
+  try {
+    return await pipelineRuns(opts, inputs, gb, tag, figures);
+  } finally {
+    if (cacheBefore === undefined) delete process.env.MERGEFLOW_DIGEST_CACHE;
+    else process.env.MERGEFLOW_DIGEST_CACHE = cacheBefore;
+  }
+}
+
+async function pipelineRuns(
+  opts: BenchOptions,
+  inputs: DataFreeInputs,
+  gb: number,
+  tag: string,
+  figures: Figure[],
+): Promise<Figure[]> {
   for (const [method, parameters, label] of [
     ['task_arithmetic', { scaling: 0.3 }, 'task_arithmetic'],
     ['weight_average', {}, 'weight_average'],
