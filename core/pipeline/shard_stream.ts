@@ -72,6 +72,13 @@ export function planWindows(spans: Iterable<Span>, capacity: number): Span[] {
   return windows;
 }
 
+/** Where a tensor's data lies in a checkpoint: its file, the absolute offset there, and its dtype. */
+function locate(ck: Checkpoint, name: string): Located {
+  const info = ck.info(name);
+  const file = ck.files.findIndex((f) => f.has(name) && f.info(name) === info);
+  return { file, offset: ck.files[file].header.dataStart + info.begin, dtype: info.dtype };
+}
+
 const holds = (w: Span | undefined, file: number, offset: number, length: number) =>
   w !== undefined && w.file === file && offset >= w.offset && offset + length <= w.offset + w.length;
 
@@ -120,10 +127,7 @@ class InputReader {
   }
 
   locate(name: string): Located {
-    const info = this.ck.info(name);
-    const file = this.ck.files.findIndex((f) => f.has(name) && f.info(name) === info);
-    const f = this.ck.files[file];
-    return { file, offset: f.header.dataStart + info.begin, dtype: info.dtype };
+    return locate(this.ck, name);
   }
 
   /** The bytes [offset, offset + length) of a file, hashed; a view valid until the next call. */
@@ -283,12 +287,10 @@ export class ShardStream {
   private *spansOf(ck: Checkpoint, i: number, tensors: readonly TensorInfo[]): Generator<Span> {
     for (const t of tensors) {
       if (!inputReads(i, t.dtype, this.readBase)) continue;
-      const info = ck.info(t.name);
-      const file = ck.files.findIndex((f) => f.has(t.name) && f.info(t.name) === info);
-      const offset = ck.files[file].header.dataStart + info.begin;
+      const { file, offset, dtype } = locate(ck, t.name);
       if (isFloatDType(t.dtype)) {
         const n = numel(t.shape);
-        const w = DTYPE_BYTES[info.dtype];
+        const w = DTYPE_BYTES[dtype];
         for (let start = 0; start < n; start += this.chunk)
           yield { file, offset: offset + start * w, length: Math.min(this.chunk, n - start) * w };
       } else {
