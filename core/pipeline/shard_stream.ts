@@ -126,10 +126,6 @@ class InputReader {
     this.handles = ck.files.map(() => undefined);
   }
 
-  locate(name: string): Located {
-    return locate(this.ck, name);
-  }
-
   /** The bytes [offset, offset + length) of a file, hashed; a view valid until the next call. */
   async span(file: number, offset: number, length: number): Promise<Uint8Array> {
     if (!holds(this.held[this.cur], file, offset, length)) {
@@ -285,50 +281,55 @@ export class ShardStream {
    * `this.chunk` elements (chunks()), the base's others in pieces of chunk × 8 bytes (baseBytes()).
    */
   private *spansOf(ck: Checkpoint, i: number, tensors: readonly TensorInfo[]): Generator<Span> {
-    for (const t of tensors) {
-      if (!inputReads(i, t.dtype, this.readBase)) continue;
-      const { file, offset, dtype } = locate(ck, t.name);
-      if (isFloatDType(t.dtype)) {
-        const n = numel(t.shape);
-        const w = DTYPE_BYTES[dtype];
-        for (let start = 0; start < n; start += this.chunk)
-          yield { file, offset: offset + start * w, length: Math.min(this.chunk, n - start) * w };
-      } else {
-        const bytes = t.end - t.begin;
-        const step = this.chunk * 8;
-        for (let o = 0; o < bytes; o += step) yield { file, offset: offset + o, length: Math.min(step, bytes - o) };
-      }
+    for (const t of tensors) if (inputReads(i, t.dtype, this.readBase)) yield* this.pieces(ck, t);
+  }
+
+  /**
+   * The spans one tensor is handed out in, from checkpoint ck: float tensors in chunks of `this.chunk` elements,
+   * others in pieces of chunk × 8 bytes. The read plan (spansOf) and the reads (chunks, baseBytes) both use it,
+   * so what is read ahead is what is asked for.
+   */
+  private *pieces(ck: Checkpoint, t: TensorInfo): Generator<Span> {
+    const { file, offset, dtype } = locate(ck, t.name);
+    if (isFloatDType(t.dtype)) {
+      const n = numel(t.shape);
+      const w = DTYPE_BYTES[dtype];
+      for (let start = 0; start < n; start += this.chunk)
+        yield { file, offset: offset + start * w, length: Math.min(this.chunk, n - start) * w };
+    } else {
+      const bytes = t.end - t.begin;
+      const step = this.chunk * 8;
+      for (let o = 0; o < bytes; o += step) yield { file, offset: offset + o, length: Math.min(step, bytes - o) };
     }
   }
 
   /** The raw bytes of a base tensor in pieces (non-float tensors go to the output unchanged), hashed. */
   async *baseBytes(t: TensorInfo): AsyncGenerator<Uint8Array> {
     const r = this.readers[0];
-    const at = r.locate(t.name);
-    const bytes = t.end - t.begin;
-    const step = this.chunk * 8;
-    for (let o = 0; o < bytes; o += step) yield await r.span(at.file, at.offset + o, Math.min(step, bytes - o));
+    for (const s of this.pieces(r.ck, t)) yield await r.span(s.file, s.offset, s.length);
   }
 
   /** The chunks of one float tensor, in element order, every input read concurrently. */
   async *chunks(t: TensorInfo): AsyncGenerator<Chunk> {
     if (!isFloatDType(t.dtype)) throw new Error(`internal: '${t.name}' is ${t.dtype}, not a float tensor`);
     const n = numel(t.shape);
-    const at = this.readers.map((r) => r.locate(t.name));
     const first = this.readBase ? 0 : 1;
+    const readers = this.readers.slice(first);
+    const dtypes = readers.map((r) => r.ck.info(t.name).dtype);
+    // each input's pieces of the tensor, stepped together: piece j of every input is chunk j
+    const pieces = readers.map((r) => this.pieces(r.ck, t));
     for (let start = 0; start < n; start += this.chunk) {
       const len = Math.min(this.chunk, n - start);
       const spans = await Promise.all(
-        this.readers.slice(first).map((r, j) => {
-          const i = first + j;
-          const w = DTYPE_BYTES[at[i].dtype];
-          return r.span(at[i].file, at[i].offset + start * w, len * w);
+        readers.map((r, j) => {
+          const s = pieces[j].next().value as Span;
+          return r.span(s.file, s.offset, s.length);
         }),
       );
       const values = spans.map((bytes, j) => {
         const i = first + j;
         if (this.scratch[i].length < len) this.scratch[i] = this.f32(this.chunk);
-        return float32Of(bytes, at[i].dtype, this.scratch[i]);
+        return float32Of(bytes, dtypes[j], this.scratch[i]);
       });
       if (!this.readBase) values.unshift((this.zeros ??= this.f32(this.chunk)).subarray(0, len));
       const chunk = { tensor: t, start, base: values[0], models: values.slice(1) };
