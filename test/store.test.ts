@@ -47,6 +47,47 @@ for (const [kind, root] of roots()) {
   });
 }
 
+test('file: compose copies ranges across its 16 MiB turns exactly; a missing segment leaves nothing behind', async () => {
+  const root = fileUri(tmpDir('store-compose'));
+  const store = storeFor(root);
+  const MiB = 1024 * 1024;
+  const a = Buffer.alloc(37 * MiB + 5);
+  for (let i = 0; i < a.length; i += 4093) a[i] = (i >>> 12) & 255;
+  const b = Buffer.from(Array.from({ length: 3 * MiB + 7 }, (_, i) => (i * 31) % 256));
+  const ua = joinUri(root, 'a.bin');
+  const ub = joinUri(root, 'b.bin');
+  await putObject(ua, a);
+  await putObject(ub, b);
+  const head = Buffer.from('HEADER');
+  const segments = [
+    { uri: ua, offset: 3, length: a.length - 3 }, // three 16 MiB turns, the last one short
+    { uri: ub, offset: 0, length: b.length },
+    { uri: ua, offset: 16 * MiB - 1, length: 2 }, // back to the first file, across a turn's edge
+  ];
+  const seen: number[] = [];
+  const out = joinUri(root, 'out', 'model.safetensors');
+  const total = await store.compose(out, head, segments, { progress: (done) => void seen.push(done) });
+  const want = Buffer.concat([head, a.subarray(3), b, a.subarray(16 * MiB - 1, 16 * MiB + 1)]);
+  assert.equal(total, want.length);
+  assert.ok(Buffer.from(await store.readAll(out)).equals(want), 'the composed bytes');
+  assert.equal(seen[seen.length - 1], want.length);
+  assert.ok(
+    seen.every((v, i) => i === 0 || v > seen[i - 1]),
+    'progress only grows',
+  );
+
+  const gone = joinUri(root, 'missing.bin');
+  const out2 = joinUri(root, 'out2', 'model.safetensors');
+  await assert.rejects(
+    store.compose(out2, head, [
+      { uri: ua, offset: 0, length: 20 * MiB },
+      { uri: gone, offset: 0, length: 10 },
+    ]),
+    (e: Error) => e instanceof NotFoundError && e.message.includes(gone),
+  );
+  assert.deepEqual(await store.list(joinUri(root, 'out2') + '/'), [], 'no output and no temp file');
+});
+
 test('s3: multipart uploads assemble the exact bytes', async () => {
   const uri = joinUri(s3Prefix('multipart'), 'big.bin');
   const store = new S3Store(s3Client(), 5 * 1024 * 1024);

@@ -136,17 +136,23 @@ export class FileStore implements Store {
     return out.sort();
   }
 
-  async writer(uri: string): Promise<ObjectWriter> {
+  /** A temp file beside `uri`'s path (stale temps of killed writers removed first), to be renamed onto it. */
+  private async openTemp(uri: string): Promise<{ final: string; tmp: string; fh: fs.FileHandle }> {
     const final = filePath(uri);
     await fs.mkdir(path.dirname(final), { recursive: true });
     await removeStaleTemps(final);
     const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
-    const fh = await fs.open(tmp, 'w');
+    return { final, tmp, fh: await fs.open(tmp, 'w') };
+  }
+
+  async writer(uri: string): Promise<ObjectWriter> {
+    const { final, tmp, fh } = await this.openTemp(uri);
     const hash = createHash('sha256');
     let bytes = 0;
     let done = false;
     return {
       uri,
+      copiesChunks: true,
       async write(chunk) {
         hash.update(chunk);
         bytes += chunk.byteLength;
@@ -173,7 +179,11 @@ export class FileStore implements Store {
     };
   }
 
-  /** Head, then each segment copied in 16 MiB ranges into the temp file; renamed into place at the end. */
+  /**
+   * Head, then each segment copied in 16 MiB ranges into a temp file, renamed into place at the end. Two buffers
+   * take turns, so the next range is read while the last one is written; nothing is hashed (a composed file's
+   * digest comes from its parts' sha256).
+   */
   async compose(
     uri: string,
     head: Uint8Array,
@@ -181,22 +191,64 @@ export class FileStore implements Store {
     opts: ComposeOptions = {},
   ): Promise<number> {
     const total = head.byteLength + segments.reduce((a, s) => a + s.length, 0);
-    const w = await this.writer(uri);
-    try {
-      await w.write(head);
-      let done = head.byteLength;
-      for (const s of segments) {
-        for (let off = 0; off < s.length; off += COPY_CHUNK) {
-          const n = Math.min(COPY_CHUNK, s.length - off);
-          await w.write(await this.read(s.uri, s.offset + off, n));
-          done += n;
-          await opts.progress?.(done, total);
+    const { final, tmp, fh } = await this.openTemp(uri);
+    const buffers = [Buffer.allocUnsafe(COPY_CHUNK), Buffer.allocUnsafe(COPY_CHUNK)];
+    const ranges = segments.flatMap((s) => {
+      const out: { uri: string; offset: number; length: number }[] = [];
+      for (let off = 0; off < s.length; off += COPY_CHUNK)
+        out.push({ uri: s.uri, offset: s.offset + off, length: Math.min(COPY_CHUNK, s.length - off) });
+      return out;
+    });
+    let source: { uri: string; fh: fs.FileHandle } | undefined;
+    const readRange = async (k: number): Promise<Uint8Array> => {
+      const r = ranges[k];
+      try {
+        if (source?.uri !== r.uri) {
+          await source?.fh.close();
+          source = undefined;
+          source = { uri: r.uri, fh: await fs.open(filePath(r.uri), 'r') };
         }
+        const buf = buffers[k % 2];
+        for (let got = 0; got < r.length;) {
+          const { bytesRead } = await source.fh.read(buf, got, r.length - got, r.offset + got);
+          reportBytes(bytesRead);
+          if (bytesRead === 0)
+            throw new StoreError(`${r.uri}: unexpected end of file reading ${r.length} bytes at ${r.offset}`);
+          got += bytesRead;
+        }
+        return buf.subarray(0, r.length);
+      } catch (e) {
+        throw wrap(e, r.uri);
       }
-      await w.commit();
+    };
+    const writeAll = async (chunk: Uint8Array): Promise<void> => {
+      for (let off = 0; off < chunk.byteLength;)
+        off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
+    };
+    let next: Promise<Uint8Array> | undefined;
+    try {
+      await writeAll(head);
+      let done = head.byteLength;
+      next = ranges.length ? readRange(0) : undefined;
+      for (let k = 0; k < ranges.length; k++) {
+        const chunk = await next!;
+        // the other buffer is free: its range was written before this one was read
+        next = k + 1 < ranges.length ? readRange(k + 1) : undefined;
+        next?.catch(() => undefined); // handled: a failed read is thrown when its turn comes (or after a failed write)
+        await writeAll(chunk);
+        done += chunk.byteLength;
+        await opts.progress?.(done, total);
+      }
+      await fh.sync();
+      await fh.close();
+      await fs.rename(tmp, final);
     } catch (e) {
-      await w.abort();
+      await next?.catch(() => undefined);
+      await fh.close().catch(() => undefined);
+      await fs.rm(tmp, { force: true });
       throw e;
+    } finally {
+      await source?.fh.close().catch(() => undefined);
     }
     return total;
   }
