@@ -1,7 +1,7 @@
 /**
  * The output of a shard, gathered into large blocks before it goes to the store's writer: many small tensors
- * become one write. A block is filled again only when the writer copies chunks (file writers); S3 writers keep
- * the chunks they are given until a part is full, so they get a fresh block each time.
+ * become one write, and a block is never reused after it was handed over (S3 writers keep the chunks they are
+ * given until a part is full).
  */
 import { ObjectWriter } from '../store';
 
@@ -35,8 +35,7 @@ export class PartOutput {
   async flush(last = false): Promise<void> {
     if (this.used === 0) return;
     const full = this.block.subarray(0, this.used);
-    if (last) this.block = new Uint8Array(0);
-    else if (!this.writer.copiesChunks) this.block = new Uint8Array(Math.max(this.blockSize, this.block.byteLength));
+    this.block = last ? new Uint8Array(0) : new Uint8Array(Math.max(this.blockSize, this.block.byteLength));
     this.used = 0;
     await this.writer.write(full);
   }

@@ -152,7 +152,6 @@ export class FileStore implements Store {
     let done = false;
     return {
       uri,
-      copiesChunks: true,
       async write(chunk) {
         hash.update(chunk);
         bytes += chunk.byteLength;

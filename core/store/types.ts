@@ -33,11 +33,6 @@ export interface ComposeOptions {
  */
 export interface ObjectWriter {
   readonly uri: string;
-  /**
-   * True when a chunk has been copied out by the time `write` resolves, so the caller may fill it again (file
-   * writers); S3 writers keep the chunks they are given until a part is full.
-   */
-  readonly copiesChunks?: boolean;
   write(chunk: Uint8Array): Promise<void>;
   commit(): Promise<Committed>;
   abort(): Promise<void>;
