@@ -66,6 +66,28 @@ function wrap(e: unknown, uri: string): Error {
   return err;
 }
 
+/** Fill `buf[0, length)` from `offset` of an open file; a short file is an error naming `uri`. */
+async function readFully(
+  fh: fs.FileHandle,
+  buf: Uint8Array,
+  length: number,
+  offset: number,
+  uri: string,
+): Promise<void> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, Math.min(FILE_READ, length - got), offset + got);
+    reportBytes(bytesRead);
+    if (bytesRead === 0) throw new StoreError(`${uri}: unexpected end of file reading ${length} bytes at ${offset}`);
+    got += bytesRead;
+  }
+}
+
+/** Write all of `chunk` at the file's current position. */
+async function writeFully(fh: fs.FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let off = 0; off < chunk.byteLength;) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
+}
+
 export class FileStore implements Store {
   readonly scheme = 'file' as const;
 
@@ -91,14 +113,7 @@ export class FileStore implements Store {
           );
       }
       const buf = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, Math.min(FILE_READ, length - got), offset + got);
-        reportBytes(bytesRead);
-        if (bytesRead === 0)
-          throw new StoreError(`${uri}: unexpected end of file reading ${length} bytes at ${offset}`);
-        got += bytesRead;
-      }
+      await readFully(fh, buf, length, offset, uri);
       return buf;
     } catch (e) {
       throw wrap(e, uri);
@@ -155,11 +170,7 @@ export class FileStore implements Store {
       async write(chunk) {
         hash.update(chunk);
         bytes += chunk.byteLength;
-        let off = 0;
-        while (off < chunk.byteLength) {
-          const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off);
-          off += bytesWritten;
-        }
+        await writeFully(fh, chunk);
       },
       async commit(): Promise<Committed> {
         if (done) throw new StoreError(`${uri}: writer already closed`);
@@ -208,25 +219,15 @@ export class FileStore implements Store {
           source = { uri: r.uri, fh: await fs.open(filePath(r.uri), 'r') };
         }
         const buf = buffers[k % 2];
-        for (let got = 0; got < r.length;) {
-          const { bytesRead } = await source.fh.read(buf, got, r.length - got, r.offset + got);
-          reportBytes(bytesRead);
-          if (bytesRead === 0)
-            throw new StoreError(`${r.uri}: unexpected end of file reading ${r.length} bytes at ${r.offset}`);
-          got += bytesRead;
-        }
+        await readFully(source.fh, buf, r.length, r.offset, r.uri);
         return buf.subarray(0, r.length);
       } catch (e) {
         throw wrap(e, r.uri);
       }
     };
-    const writeAll = async (chunk: Uint8Array): Promise<void> => {
-      for (let off = 0; off < chunk.byteLength;)
-        off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
-    };
     let next: Promise<Uint8Array> | undefined;
     try {
-      await writeAll(head);
+      await writeFully(fh, head);
       let done = head.byteLength;
       next = ranges.length ? readRange(0) : undefined;
       for (let k = 0; k < ranges.length; k++) {
@@ -234,7 +235,7 @@ export class FileStore implements Store {
         // the other buffer is free: its range was written before this one was read
         next = k + 1 < ranges.length ? readRange(k + 1) : undefined;
         next?.catch(() => undefined); // handled: a failed read is thrown when its turn comes (or after a failed write)
-        await writeAll(chunk);
+        await writeFully(fh, chunk);
         done += chunk.byteLength;
         await opts.progress?.(done, total);
       }
