@@ -151,17 +151,34 @@ export class FileStore implements Store {
     return out.sort();
   }
 
-  /** A temp file beside `uri`'s path (stale temps of killed writers removed first), to be renamed onto it. */
-  private async openTemp(uri: string): Promise<{ final: string; tmp: string; fh: fs.FileHandle }> {
+  /**
+   * A temp file beside `uri`'s path (stale temps of killed writers removed first): `publish` syncs it and renames
+   * it onto the path, `discard` closes and removes it.
+   */
+  private async openTemp(
+    uri: string,
+  ): Promise<{ fh: fs.FileHandle; publish: () => Promise<void>; discard: () => Promise<void> }> {
     const final = filePath(uri);
     await fs.mkdir(path.dirname(final), { recursive: true });
     await removeStaleTemps(final);
     const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
-    return { final, tmp, fh: await fs.open(tmp, 'w') };
+    const fh = await fs.open(tmp, 'w');
+    return {
+      fh,
+      publish: async () => {
+        await fh.sync();
+        await fh.close();
+        await fs.rename(tmp, final);
+      },
+      discard: async () => {
+        await fh.close().catch(() => undefined);
+        await fs.rm(tmp, { force: true });
+      },
+    };
   }
 
   async writer(uri: string): Promise<ObjectWriter> {
-    const { final, tmp, fh } = await this.openTemp(uri);
+    const { fh, publish, discard } = await this.openTemp(uri);
     const hash = createHash('sha256');
     let bytes = 0;
     let done = false;
@@ -175,16 +192,13 @@ export class FileStore implements Store {
       async commit(): Promise<Committed> {
         if (done) throw new StoreError(`${uri}: writer already closed`);
         done = true;
-        await fh.sync();
-        await fh.close();
-        await fs.rename(tmp, final);
+        await publish();
         return { uri, bytes, sha256: hash.digest('hex') };
       },
       async abort() {
         if (done) return;
         done = true;
-        await fh.close().catch(() => undefined);
-        await fs.rm(tmp, { force: true });
+        await discard();
       },
     };
   }
@@ -201,7 +215,7 @@ export class FileStore implements Store {
     opts: ComposeOptions = {},
   ): Promise<number> {
     const total = head.byteLength + segments.reduce((a, s) => a + s.length, 0);
-    const { final, tmp, fh } = await this.openTemp(uri);
+    const { fh, publish, discard } = await this.openTemp(uri);
     const buffers = [Buffer.allocUnsafe(COPY_CHUNK), Buffer.allocUnsafe(COPY_CHUNK)];
     const ranges = segments.flatMap((s) => {
       const out: { uri: string; offset: number; length: number }[] = [];
@@ -239,13 +253,10 @@ export class FileStore implements Store {
         done += chunk.byteLength;
         await opts.progress?.(done, total);
       }
-      await fh.sync();
-      await fh.close();
-      await fs.rename(tmp, final);
+      await publish();
     } catch (e) {
       await next?.catch(() => undefined);
-      await fh.close().catch(() => undefined);
-      await fs.rm(tmp, { force: true });
+      await discard();
       throw e;
     } finally {
       await source?.fh.close().catch(() => undefined);
