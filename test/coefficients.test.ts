@@ -89,7 +89,7 @@ test('a layer-wise table (one coefficient per model per tensor) goes through the
   for (const s of plan.shards) parts.push(await mergeShard(plan, s.index, {}, uri));
   // the parts hold the output's tensor bytes in base order; compare each float tensor with a float64 reference
   const bytes = Buffer.concat(
-    await Promise.all(parts.map(async (p) => Buffer.from(await storeFor(p.uri).readAll(p.uri)))),
+    await Promise.all(parts.map(async (p) => Buffer.from(await storeFor(p.uri).read(p.uri, p.offset ?? 0, p.bytes)))),
   );
   let off = 0;
   for (const t of f.base.tensors) {

@@ -53,7 +53,9 @@ async function expectedBytes(plan: Awaited<ReturnType<typeof planMerge>>, parts:
   const base = await Checkpoint.open(plan.base.uri);
   const specs = base.tensors.map((t) => ({ name: t.name, dtype: outputDType(t, plan.dtype), shape: t.shape }));
   const { bytes: header } = buildHeader(specs, { format: 'pt', mergeflow_method: plan.method });
-  const bodies = await Promise.all(parts.map(async (p) => Buffer.from(await storeFor(p.uri).readAll(p.uri))));
+  const bodies = await Promise.all(
+    parts.map(async (p) => Buffer.from(await storeFor(p.uri).read(p.uri, p.offset ?? 0, p.bytes))),
+  );
   return Buffer.concat([header, ...bodies]);
 }
 
@@ -84,6 +86,27 @@ test('s3: publish copies the parts server-side (reads at most the 5 MiB part min
     assert.equal(require('node:crypto').createHash('sha256').update(slice).digest('hex'), p.sha256);
   }
   assert.deepEqual(await store.list(plan.workPrefix), [], 'work prefix cleared');
+});
+
+test('file: shards fill a staged output in place; publish writes the header, reads nothing back, copies nothing', async () => {
+  const root = fileUri(tmpDir('publish-staged'));
+  const { config, plan, parts, steps } = await mergedParts(root, `${root}/out/merged.safetensors`);
+  const stage = `${plan.workPrefix}staged/merged.safetensors`;
+  const header = (await expectedHeader(plan)).bytes;
+  let at = header.byteLength;
+  for (const p of parts) {
+    assert.deepEqual([p.uri, p.offset], [stage, at], 'each shard is the next range of the staged file');
+    at += p.bytes;
+  }
+  assert.equal((await storeFor(root).list(plan.workPrefix)).filter((u) => u.includes('/parts/')).length, 0);
+  const want = await expectedBytes(plan, parts);
+  const store = storeFor(root);
+  const [published, read] = await bytesReadUnder(store, plan.workPrefix, () => steps.publishMerge(plan, parts, config));
+  assert.equal(read, 0, 'publish read nothing of the shards back');
+  const got = Buffer.from(await store.readAll(published.output.uri));
+  assert.ok(got.equals(want), 'the output is the header followed by the shard ranges');
+  assert.equal(published.output.sha256, partsDigest(header, parts));
+  assert.deepEqual(await store.list(plan.workPrefix), [], 'work prefix cleared, the output stays');
 });
 
 for (const kind of ['file', 's3'] as const) {

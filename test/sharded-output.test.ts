@@ -318,18 +318,10 @@ test('file: a publish interrupted over an earlier output of the same file count 
   const coefficients = await steps.writeCoefficients(plan, {});
   const parts: ShardPart[] = [];
   for (const s of plan.shards) parts.push(await steps.mergeShard(plan, s.index, {}, coefficients));
-  const store = storeFor(out);
-  const compose = store.compose;
-  let calls = 0;
-  store.compose = async (...args) => {
-    if (++calls === 2) throw new Error('test: the worker died here');
-    return compose.apply(store, args);
-  };
-  try {
-    await assert.rejects(steps.publishMerge(plan, parts, config), /the worker died here/);
-  } finally {
-    store.compose = compose;
-  }
+  await assert.rejects(
+    composesDuring(out, () => steps.publishMerge(plan, parts, config), 2),
+    /the worker died here/,
+  );
   assert.ok(!(await namesIn(out)).includes(INDEX_FILE), 'the old index is gone before any file is rewritten');
   await assert.rejects(Checkpoint.open(out), /not a checkpoint/);
   await steps.publishMerge(plan, parts, config);

@@ -88,6 +88,53 @@ test('file: compose copies ranges across its 16 MiB turns exactly; a missing seg
   assert.deepEqual(await store.list(joinUri(root, 'out2') + '/'), [], 'no output and no temp file');
 });
 
+test('file: range writers fill a staged file in any order; publishing adds the head and links it, copying nothing', async () => {
+  const root = fileUri(tmpDir('store-staged'));
+  const store = storeFor(root);
+  const stage = joinUri(root, 'work', 'staged', 'model.safetensors');
+  const head = Buffer.from('HEAD8888');
+  const a = Buffer.from(Array.from({ length: 3 * 1024 * 1024 + 3 }, (_, i) => (i * 7) % 256));
+  const b = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 13) % 256));
+  const write = async (offset: number, bytes: Buffer, pieces: number) => {
+    const w = await store.rangeWriter!(stage, offset);
+    const step = Math.ceil(bytes.length / pieces);
+    for (let at = 0; at < bytes.length; at += step) await w.write(bytes.subarray(at, at + step));
+    return w.commit();
+  };
+  // the second range first: the file starts sparse, and nothing truncates what another writer put there
+  const cb = await write(head.length + a.length, b, 3);
+  const failed = await store.rangeWriter!(joinUri(root, 'work', 'staged', 'never.safetensors'), 8);
+  await failed.abort();
+  assert.equal(await store.stat(failed.uri), null, 'a writer that wrote nothing created nothing');
+  const ca = await write(head.length, a, 4);
+  assert.deepEqual(
+    [ca.offset, ca.bytes, ca.sha256],
+    [head.length, a.length, createHash('sha256').update(a).digest('hex')],
+  );
+  assert.equal(cb.offset, head.length + a.length);
+
+  const out = joinUri(root, 'out', 'model.safetensors');
+  const total = head.length + a.length + b.length;
+  assert.equal(
+    await store.publishStaged!(out, joinUri(root, 'work', 'staged', 'short'), head, total).catch((e) => e.name),
+    'NotFoundError',
+  );
+  await assert.rejects(
+    store.publishStaged!(out, stage, head, total + 1),
+    /holds \d+ bytes, \d+ expected; resume the run/,
+  );
+  assert.equal(await store.stat(out), null, 'nothing published from a short stage');
+  assert.equal(await store.publishStaged!(out, stage, head, total), total);
+  assert.ok(Buffer.from(await store.readAll(out)).equals(Buffer.concat([head, a, b])), 'the published bytes');
+  const [so, ss] = [fs.statSync(new URL(out)), fs.statSync(new URL(stage))];
+  assert.equal(so.ino, ss.ino, 'the output is the staged file itself (linked, not copied)');
+  // a retried publish (the stage is still there) gives the same output; clearing the work keeps the output
+  assert.equal(await store.publishStaged!(out, stage, head, total), total);
+  await store.delete(stage);
+  assert.ok(Buffer.from(await store.readAll(out)).equals(Buffer.concat([head, a, b])), 'the output outlives the stage');
+  assert.deepEqual(fs.readdirSync(path.dirname(new URL(out).pathname)), ['model.safetensors'], 'no temp file');
+});
+
 test('s3: multipart uploads assemble the exact bytes', async () => {
   const uri = joinUri(s3Prefix('multipart'), 'big.bin');
   const store = new S3Store(s3Client(), 5 * 1024 * 1024);

@@ -25,7 +25,26 @@ export function partsDigest(header: Uint8Array, parts: readonly { bytes: number;
   return h.digest('hex');
 }
 
-/** Header + the parts as one object, composed by the store (S3: server-side copies), never read back here. */
+/** The header of an output file holding `specs`, as published (shards place their bytes after it). */
+export function outputHeader(specs: readonly TensorSpec[], method: string): ReturnType<typeof buildHeader> {
+  return buildHeader(specs, { format: 'pt', mergeflow_method: method });
+}
+
+/** True when the parts fill a staged file in place, back to back from the end of the header. */
+function stagedInPlace(parts: readonly Committed[], headerBytes: number): boolean {
+  let at = headerBytes;
+  for (const p of parts) {
+    if (p.offset !== at || p.uri !== parts[0].uri) return false;
+    at += p.bytes;
+  }
+  return parts.length > 0;
+}
+
+/**
+ * Header + the parts as one object, never read back here: parts that fill a staged file in place are published
+ * by writing the header and linking the file (file store); whole parts are composed by the store (S3:
+ * server-side copies).
+ */
 export async function composeFile(
   uri: string,
   specs: TensorSpec[],
@@ -33,18 +52,22 @@ export async function composeFile(
   parts: readonly Committed[],
   progress?: (done: number, total: number) => void | Promise<void>,
 ): Promise<ComposedFile> {
-  const { bytes: header, tensors } = buildHeader(specs, { format: 'pt', mergeflow_method: method });
+  const { bytes: header, tensors } = outputHeader(specs, method);
   const dataBytes = tensors.length ? tensors[tensors.length - 1].end : 0;
   const partBytes = parts.reduce((a, p) => a + p.bytes, 0);
   if (partBytes !== dataBytes) {
     throw new SafetensorsError(`${uri}: shard parts hold ${partBytes} bytes, the header describes ${dataBytes}`);
   }
-  const bytes = await storeFor(uri).compose(
-    uri,
-    header,
-    parts.map((p) => ({ uri: p.uri, offset: 0, length: p.bytes })),
-    { progress },
-  );
+  const store = storeFor(uri);
+  const total = header.byteLength + partBytes;
+  let bytes: number;
+  if (store.publishStaged && stagedInPlace(parts, header.byteLength)) {
+    bytes = await store.publishStaged(uri, parts[0].uri, header, total);
+    await progress?.(bytes, total);
+  } else {
+    const segments = parts.map((p) => ({ uri: p.uri, offset: p.offset ?? 0, length: p.bytes }));
+    bytes = await store.compose(uri, header, segments, { progress });
+  }
   let offset = header.byteLength;
   return {
     uri,

@@ -1,13 +1,15 @@
 /**
- * The merge of one shard, written as one raw part object (the output's bytes for those tensors). Streams every
- * input once in element chunks (shard_stream.ts), merges each chunk with a fused kernel into reused buffers,
- * and returns the BLAKE3 of what it read from each input file, so no separate hashing pass is needed.
+ * The merge of one shard: the output's bytes for those tensors, written as one raw part object or straight into
+ * their range of the staged output file (staged_output.ts). Streams every input once in element chunks
+ * (shard_stream.ts), merges each chunk with a fused kernel into reused buffers, and returns the BLAKE3 of what it
+ * read from each input file, so no separate hashing pass is needed.
  */
 import { Checkpoint, DTYPE_BYTES, encodeInto, isFloatDType, numel, TensorInfo } from '../safetensors';
 import { dataFreeMethod } from '../merge/registry';
 import { PassState } from '../merge/method';
 import { Committed, storeFor } from '../store';
-import { outputDType, partUri, MergePlan } from './plan';
+import { outputDType, MergePlan } from './plan';
+import { outputSpecs, shardTarget, ShardTarget } from './staged_output';
 import { openInputs, Progress, shardTensors } from './inputs';
 import { readCoefficientTable } from './coefficients';
 import { ShardStream } from './shard_stream';
@@ -60,7 +62,7 @@ export async function mergeShard(
   const { spec, coefs } = await kernelFor(plan, state, coefficients);
   const { base, models } = await openInputs(plan);
   const tensors = shardTensors(base, plan.shards[shardIndex]);
-  const uri = partUri(plan, shardIndex);
+  const target = shardTarget(plan, shardIndex, outputSpecs(plan, base));
   // threads first (a bad MERGEFLOW_KERNEL_THREADS fails here, before anything is opened); closed in finally
   const pool = new KernelPool(spec);
   let stream: ShardStream | undefined;
@@ -78,7 +80,7 @@ export async function mergeShard(
     });
     const s = stream;
     const digests = async () => cached ?? remember(await s.digests());
-    return await writePart({ plan, uri, base, models, tensors, stream, pool, coefs, progress, digests });
+    return await writePart({ plan, target, base, models, tensors, stream, pool, coefs, progress, digests });
   } finally {
     await Promise.all([stream?.close(), pool.close()]);
   }
@@ -86,7 +88,7 @@ export async function mergeShard(
 
 interface PartJob {
   plan: MergePlan;
-  uri: string;
+  target: ShardTarget;
   base: Checkpoint;
   models: Checkpoint[];
   tensors: TensorInfo[];
@@ -98,10 +100,13 @@ interface PartJob {
   digests: () => Promise<string[][]>;
 }
 
-/** Stream the shard's tensors through the kernel into the part object; commit it, or abort it on failure. */
+/**
+ * Stream the shard's tensors through the kernel into the part object (or its range of the staged output);
+ * commit it, or abort it on failure.
+ */
 async function writePart({
   plan,
-  uri,
+  target,
   base,
   models,
   tensors,
@@ -111,7 +116,9 @@ async function writePart({
   progress,
   digests,
 }: PartJob): Promise<ShardPart> {
-  const w = await storeFor(uri).writer(uri);
+  const store = storeFor(target.uri);
+  const w =
+    target.offset === undefined ? await store.writer(target.uri) : await store.rangeWriter!(target.uri, target.offset);
   // shared memory, so the kernel threads write their ranges of the output where this thread reads them
   const scratch = () => pool.arena?.f32(stream.chunk) ?? new Float32Array(new SharedArrayBuffer(stream.chunk * 4));
   const out = scratch();

@@ -2,7 +2,8 @@
 import { Checkpoint } from '../safetensors';
 import * as fs from 'node:fs/promises';
 import { Committed, joinUri, putObject, readJson, storeFor, basenameUri, filePath, sha256Of } from '../store';
-import { MergePlan, outputDType } from './plan';
+import { MergePlan } from './plan';
+import { outputSpecs } from './staged_output';
 import { ComposedFile, composeFile, PartRange } from './compose_file';
 import { composeSharded, removeOtherLayout } from './publish_sharded';
 import { Progress } from './inputs';
@@ -71,7 +72,7 @@ export async function publishMerge(
     return result(done.output, plan.manifestUri);
   }
   const base = await Checkpoint.open(plan.base.uri, plan.base.versions);
-  const specs = base.tensors.map((t) => ({ name: t.name, dtype: outputDType(t, plan.dtype), shape: t.shape }));
+  const specs = outputSpecs(plan, base);
   const output: Manifest['output'] = plan.outputFiles
     ? await composeSharded(plan, plan.outputFiles, specs, parts, progress)
     : await composeFile(plan.outputFile, specs, plan.method, parts, progress);

@@ -4,7 +4,7 @@
  * holds the object's URI, size and sha256 and the unit's result. A resumed run reuses a unit only when its record
  * exists and the object is still there with the same size and sha256; anything else is redone.
  */
-import { Committed, putObject, readJson, sha256Of, storeFor } from '../store';
+import { Committed, putObject, readJson, sha256Of, sha256OfRange, storeFor } from '../store';
 
 export interface LedgerEntry<T = unknown> {
   key: string;
@@ -41,11 +41,15 @@ export async function recordCommitted<T>(
   await putObject(entryUri(workPrefix, key), Buffer.from(JSON.stringify(entry) + '\n'));
 }
 
-/** Whether the object a record names is still there, with the recorded size and sha256. */
+/**
+ * Whether the object a record names is still there, with the recorded size and sha256 (for a range of a staged
+ * object: the object still reaches past the range, and the range hashes the same).
+ */
 export async function stillCommitted(object: Committed): Promise<boolean> {
   const st = await storeFor(object.uri).stat(object.uri);
-  if (!st || st.size !== object.bytes) return false;
-  return (await sha256Of(object.uri, st.size)) === object.sha256;
+  const offset = object.offset ?? 0;
+  if (!st || (object.offset === undefined ? st.size !== object.bytes : st.size < offset + object.bytes)) return false;
+  return (await sha256OfRange(object.uri, offset, object.bytes)) === object.sha256;
 }
 
 export interface VerifiedLedger {

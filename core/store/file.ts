@@ -83,9 +83,19 @@ async function readFully(
   }
 }
 
-/** Write all of `chunk` at the file's current position. */
-async function writeFully(fh: fs.FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let off = 0; off < chunk.byteLength;) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
+/** Write all of `chunk` at `position`, or at the file's current position when none is given. */
+async function writeFully(fh: fs.FileHandle, chunk: Uint8Array, position?: number): Promise<void> {
+  for (let off = 0; off < chunk.byteLength;) {
+    const at = position === undefined ? null : position + off;
+    off += (await fh.write(chunk, off, chunk.byteLength - off, at)).bytesWritten;
+  }
+}
+
+/** Errors of link(2) that mean this filesystem or mount cannot hard-link (the file is then copied). */
+const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+
+function tempPath(final: string): string {
+  return `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 export class FileStore implements Store {
@@ -161,7 +171,7 @@ export class FileStore implements Store {
     const final = filePath(uri);
     await fs.mkdir(path.dirname(final), { recursive: true });
     await removeStaleTemps(final);
-    const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
+    const tmp = tempPath(final);
     const fh = await fs.open(tmp, 'w');
     return {
       fh,
@@ -201,6 +211,88 @@ export class FileStore implements Store {
         await discard();
       },
     };
+  }
+
+  /**
+   * Bytes [offset, ...) of `stage`, written in place with positioned writes; the file is opened (created sparse,
+   * never truncated) on the first write, so a writer that fails before writing leaves nothing.
+   */
+  async rangeWriter(stage: string, offset: number): Promise<ObjectWriter> {
+    const p = filePath(stage);
+    const hash = createHash('sha256');
+    let fh: fs.FileHandle | undefined;
+    let bytes = 0;
+    let done = false;
+    const open = async (): Promise<fs.FileHandle> => {
+      if (fh) return fh;
+      await fs.mkdir(path.dirname(p), { recursive: true });
+      return (fh = await fs.open(p, fs.constants.O_RDWR | fs.constants.O_CREAT));
+    };
+    return {
+      uri: stage,
+      async write(chunk) {
+        const h = await open().catch((e: unknown) => Promise.reject(wrap(e, stage)));
+        hash.update(chunk);
+        await writeFully(h, chunk, offset + bytes);
+        bytes += chunk.byteLength;
+      },
+      async commit(): Promise<Committed> {
+        if (done) throw new StoreError(`${stage}: writer already closed`);
+        done = true;
+        const h = await open();
+        await h.sync();
+        await h.close();
+        return { uri: stage, offset, bytes, sha256: hash.digest('hex') };
+      },
+      async abort() {
+        if (done) return;
+        done = true;
+        await fh?.close().catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * `head` written at the front of `stage`, synced, then hard-linked under a temp name beside `uri` and renamed
+   * onto it: the output appears whole, and its bytes are neither read nor written again. Where the filesystem
+   * cannot link (another mount, no hard links), the file is copied instead.
+   */
+  async publishStaged(uri: string, stage: string, head: Uint8Array, total: number): Promise<number> {
+    let fh: fs.FileHandle | undefined;
+    try {
+      fh = await fs.open(filePath(stage), 'r+');
+      const size = (await fh.stat()).size;
+      if (size !== total)
+        throw new StoreError(
+          `${stage}: the staged output holds ${size} bytes, ${total} expected; resume the run to rewrite its shards`,
+        );
+      await writeFully(fh, head, 0);
+      await fh.sync();
+    } catch (e) {
+      throw wrap(e, stage);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+    const final = filePath(uri);
+    // a retried publish whose link already took: renaming a link onto its own file would leave the temp name
+    const [staged, there] = await Promise.all([fs.stat(filePath(stage)), fs.stat(final).catch(() => undefined)]);
+    if (there && there.ino === staged.ino && there.dev === staged.dev) return total;
+    await fs.mkdir(path.dirname(final), { recursive: true });
+    await removeStaleTemps(final);
+    const tmp = tempPath(final);
+    try {
+      await fs.link(filePath(stage), tmp).catch(async (e: NodeJS.ErrnoException) => {
+        if (!NO_LINK.has(e.code ?? '')) throw e;
+        await fs.copyFile(filePath(stage), tmp);
+        const copy = await fs.open(tmp, 'r+');
+        await copy.sync().finally(() => copy.close());
+      });
+      await fs.rename(tmp, final);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw wrap(e, uri);
+    }
+    return total;
   }
 
   /**

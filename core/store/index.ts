@@ -50,11 +50,23 @@ export async function sha256Of(
   progress?: (done: number) => void | Promise<void>,
   expect?: string,
 ): Promise<string> {
+  return sha256OfRange(uri, 0, size, chunk, progress, expect);
+}
+
+/** sha256 of bytes [offset, offset + length) of an object, streamed as sha256Of streams a whole one. */
+export async function sha256OfRange(
+  uri: string,
+  offset: number,
+  length: number,
+  chunk = 16 * 1024 * 1024,
+  progress?: (done: number) => void | Promise<void>,
+  expect?: string,
+): Promise<string> {
   const store = storeFor(uri);
   const h = createHash('sha256');
-  for (let off = 0; off < size; off += chunk) {
-    h.update(await store.read(uri, off, Math.min(chunk, size - off), expect));
-    await progress?.(Math.min(size, off + chunk));
+  for (let off = 0; off < length; off += chunk) {
+    h.update(await store.read(uri, offset + off, Math.min(chunk, length - off), expect));
+    await progress?.(Math.min(length, off + chunk));
   }
   return h.digest('hex');
 }

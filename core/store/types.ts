@@ -13,6 +13,8 @@ export interface Committed {
   uri: string;
   bytes: number;
   sha256: string;
+  /** Set when the bytes are a range of a larger object (Store.rangeWriter): where they start in it. */
+  offset?: number;
 }
 
 /** A byte range of a stored object, one piece of an object composed by Store.compose. */
@@ -57,6 +59,18 @@ export interface Store {
    * through this process where the store can avoid it (S3: UploadPartCopy). Returns the object's size.
    */
   compose(uri: string, head: Uint8Array, segments: readonly Segment[], opts?: ComposeOptions): Promise<number>;
+  /**
+   * Optional (the file store): a writer of bytes [offset, offset + n) of `stage`, an object that several writers
+   * fill in place (created sparse when absent). Its commit makes the range durable and returns it with `offset`;
+   * an abort leaves what was written, for the next attempt to overwrite with the same bytes.
+   */
+  rangeWriter?(stage: string, offset: number): Promise<ObjectWriter>;
+  /**
+   * Optional, with rangeWriter: write `head` at the front of `stage` (filled by range writers up to `total`
+   * bytes) and make it appear at `uri` atomically, without copying its bytes. `stage` stays until deleted, so a
+   * retried publish finds it again. Returns the object's size.
+   */
+  publishStaged?(uri: string, stage: string, head: Uint8Array, total: number): Promise<number>;
   /** Abort unfinished multipart uploads under a prefix (left by a killed writer); returns how many. */
   abortUploads(prefix: string): Promise<number>;
   delete(uri: string): Promise<void>;
