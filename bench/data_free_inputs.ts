@@ -94,7 +94,10 @@ export interface Measured {
   wall: number;
   /** CPU seconds (user + system) of the command and its children: under machine load, steadier than wall. */
   cpu: number;
-  /** Peak resident set (sampled VmRSS), MB. */
+  /**
+   * Peak resident set, MB: the kernel's high-water mark (VmHWM) of the command and its descendants, read every
+   * 50 ms (it only grows, so short peaks between samples are counted too).
+   */
   peakRss: number;
   /** Peak anonymous resident memory (sampled RssAnon), MB. */
   peakAnon: number;
@@ -126,13 +129,14 @@ export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = pr
     child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
     let rss = 0;
     let anon = 0;
-    // the command and its descendants (not bash itself): sampled RSS and anonymous RSS, summed, at their peak
+    // the command and its descendants (not bash itself): their RSS high-water marks and sampled anonymous RSS,
+    // summed, at their peak
     const sample = () => {
       let [r, a] = [0, 0];
       const walk = (pid: number) => {
         try {
           const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-          if (pid !== child.pid) [r, a] = [r + statusKb('VmRSS', s), a + statusKb('RssAnon', s)];
+          if (pid !== child.pid) [r, a] = [r + statusKb('VmHWM', s), a + statusKb('RssAnon', s)];
           const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
           for (const k of kids ? kids.split(/\s+/) : []) walk(Number(k));
         } catch {

@@ -35,6 +35,9 @@ interface Method {
 const list = (models: string[], params: string) =>
   models.map((m) => `  - model: ${m}\n    parameters: {${params}}`).join('\n');
 
+/** The methods measured at every model count, not only at 8. */
+const ALL_COUNTS = new Set(['task_arithmetic', 'weight_average']);
+
 const METHODS: Method[] = [
   {
     name: 'task_arithmetic',
@@ -140,7 +143,8 @@ async function run(opts: BenchOptions): Promise<Figure[]> {
   const rss: Record<number, { mf: Measured; mk: Measured }> = {};
   for (const K of counts) {
     const models = inputs.models.slice(0, K);
-    for (const method of K === 8 ? METHODS : METHODS.slice(0, 1)) {
+    // every method at 8 models; Task Arithmetic and weight averaging (the goal names them) at every count
+    for (const method of K === 8 ? METHODS : METHODS.filter((m) => ALL_COUNTS.has(m.name))) {
       const mfOut = path.join(opts.dir, `mf-${method.name}-${K}.safetensors`);
       const mkOut = path.join(opts.dir, `mk-${method.name}-${K}`);
       // back to back on the same files, so both see the same page cache and machine load: mergeflow with an
@@ -254,7 +258,8 @@ function resolveMergekit(): string | undefined {
 
 export const bench: Bench = {
   name: 'data_free_mergekit',
-  description: 'TA / weight averaging / TIES vs mergekit on the same 8 checkpoints: wall, peak memory, equality',
+  description:
+    'TA, weight averaging (8, 16, 24 models) and TIES (8) vs mergekit on the same checkpoints: wall, peak memory, equality',
   async unavailable() {
     return resolveMergekit()
       ? undefined
