@@ -107,6 +107,32 @@ function mergekit(method: Method, i: DataFreeInputs, models: string[], dir: stri
   return measure(MERGEKIT, [cfg, out, '--no-copy-tokenizer', '--quiet']);
 }
 
+/**
+ * Timed runs of each tool per figure, taken in turns (MERGEFLOW_BENCH_REPS, default 3): one run of either tool
+ * moved by ±20 % here from one try to the next. TIES runs once (mergekit's TIES takes minutes).
+ */
+function repsFor(method: Method): number {
+  const v = process.env.MERGEFLOW_BENCH_REPS;
+  const n = v === undefined || v === '' ? 3 : Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`MERGEFLOW_BENCH_REPS='${v}' is not a whole number >= 1`);
+  return method.name === 'ties' ? 1 : n;
+}
+
+/** Repeated runs as one: the median wall and CPU time, and the largest peak memory of any run. */
+function medianOf(runs: Measured[]): Measured {
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  return {
+    wall: median(runs.map((r) => r.wall)),
+    cpu: median(runs.map((r) => r.cpu)),
+    peakRss: Math.max(...runs.map((r) => r.peakRss)),
+    peakAnon: Math.max(...runs.map((r) => r.peakAnon)),
+    stdout: runs[runs.length - 1].stdout,
+  };
+}
+
 /** Largest |a - b| over every tensor of two outputs. */
 async function maxAbsDiff(a: string, b: string): Promise<number> {
   const [x, y] = await Promise.all([Checkpoint.open(a), Checkpoint.open(b)]);
@@ -147,14 +173,21 @@ async function run(opts: BenchOptions): Promise<Figure[]> {
     for (const method of K === 8 ? METHODS : METHODS.filter((m) => ALL_COUNTS.has(m.name))) {
       const mfOut = path.join(opts.dir, `mf-${method.name}-${K}.safetensors`);
       const mkOut = path.join(opts.dir, `mk-${method.name}-${K}`);
-      // back to back on the same files, so both see the same page cache and machine load: mergeflow with an
-      // empty digest cache (it hashes every input while merging), mergekit, then mergeflow again with the
-      // digests the first run cached (a re-merge of unchanged checkpoints, as a nightly merge mostly is)
+      // back to back on the same files, so both see the same page cache and machine load, in turns: mergeflow
+      // with an empty digest cache (it hashes every input while merging), mergekit; then mergeflow again with
+      // the digests the last run cached (a re-merge of unchanged checkpoints, as a nightly merge mostly is)
       const digests = path.join(opts.dir, `digests-${method.name}-${K}`);
-      fs.rmSync(digests, { recursive: true, force: true });
-      const mf = await mergeflow(method, inputs, models, mfOut, digests);
-      const mk = await mergekit(method, inputs, models, opts.dir, mkOut);
-      const mfCached = await mergeflow(method, inputs, models, mfOut, digests);
+      const [cold, kit]: Measured[][] = [[], []];
+      const reps = repsFor(method);
+      for (let r = 0; r < reps; r++) {
+        fs.rmSync(digests, { recursive: true, force: true });
+        cold.push(await mergeflow(method, inputs, models, mfOut, digests));
+        kit.push(await mergekit(method, inputs, models, opts.dir, mkOut));
+      }
+      const [mf, mk] = [medianOf(cold), medianOf(kit)];
+      const warm: Measured[] = [];
+      for (let r = 0; r < reps; r++) warm.push(await mergeflow(method, inputs, models, mfOut, digests));
+      const mfCached = medianOf(warm);
       const diff = await maxAbsDiff(mfOut, path.join(mkOut, 'model.safetensors'));
       fs.rmSync(mkOut, { recursive: true, force: true });
       fs.rmSync(mfOut, { force: true });
@@ -165,7 +198,8 @@ async function run(opts: BenchOptions): Promise<Figure[]> {
           `mergekit ${mk.wall.toFixed(1)} s (cpu ${mk.cpu.toFixed(1)}), ${mk.peakRss.toFixed(0)} MB (anon ${mk.peakAnon.toFixed(0)}); max |diff| ${diff}`,
       );
       if (method.name === 'task_arithmetic') rss[K] = { mf, mk };
-      const vs = `mergekit ${mergekitVersion()}, same inputs, own process`;
+      const runs = reps > 1 ? `; medians of ${reps} runs each, taken in turns` : '';
+      const vs = `mergekit ${mergekitVersion()}, same inputs, own process${runs}`;
       figures.push(
         figure({
           name: `data_free.mergekit.${tag}.wall`,
