@@ -8,6 +8,7 @@ import { ComposedFile, composeFile, PartRange } from './compose_file';
 import { composeSharded, removeOtherLayout } from './publish_sharded';
 import { Progress } from './inputs';
 import { VERSION } from '../version';
+import { pool } from '../store/s3_parts';
 
 export interface FileHash {
   uri: string;
@@ -111,10 +112,12 @@ export async function clearWork(plan: Pick<MergePlan, 'workPrefix'>, progress?: 
   const store = storeFor(plan.workPrefix);
   await store.abortUploads(plan.workPrefix);
   const uris = await store.list(plan.workPrefix);
-  for (let i = 0; i < uris.length; i++) {
-    await store.delete(uris[i]);
-    await progress?.(i + 1, uris.length, 'clearing work');
-  }
+  let done = 0;
+  // 16 at a time: over S3 each delete is a round trip, and an FW run leaves a few per iteration and target
+  await pool(uris, 16, async (uri) => {
+    await store.delete(uri);
+    await progress?.(++done, uris.length, 'clearing work');
+  });
   if (store.scheme === 'file') {
     await fs.rm(filePath(plan.workPrefix), { recursive: true, force: true });
   }

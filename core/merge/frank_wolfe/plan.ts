@@ -17,6 +17,7 @@ import type { FwPlan, FwTargetRef } from './run_types';
 import { startFolder } from './run_types';
 import { workPrefixFor } from '../../resume/work';
 import { about, bad, folderOf } from '../plan_checks';
+import { openedInParallel, unwrap } from './open_parallel';
 
 /**
  * `workPrefix` defaults to the run's own (beside the output folder, core/resume/work.ts); a resumed run that has
@@ -49,8 +50,13 @@ export async function planFrankWolfe(config: FrankWolfeConfig, runId: string, wo
   const { pool, warnings } = await checkPool(base, listed, tensors, cfg.skip_incompatible);
 
   const [C, H, W] = [config0.numChannels, config0.imageSize, config0.imageSize];
-  const openData = async (what: string, uri: string, needLabels: boolean) => {
-    const ds = await about(what, () => openDataset(normalizeUri(uri)));
+  const checkData = (
+    what: string,
+    uri: string,
+    opened: Awaited<ReturnType<typeof openDataset>> | undefined,
+    needLabels: boolean,
+  ) => {
+    const ds = opened!;
     const got = ds.imageShape;
     if (got[0] !== C || got[1] !== H || got[2] !== W)
       bad(`${what} ${uri} holds ${got.join('x')} images (CxHxW) but the encoder takes ${C}x${H}x${W}; resize the data`);
@@ -61,10 +67,23 @@ export async function planFrankWolfe(config: FrankWolfeConfig, runId: string, wo
       );
     return ds;
   };
+  // every header at once (over S3 each is a round trip); checked below in the config's order, as one by one
+  const heads = await openedInParallel(cfg.targets, (t) =>
+    about(`target '${t.name}' head`, () => Checkpoint.open(normalizeUri(t.head))),
+  );
+  const sets = await openedInParallel(
+    cfg.targets.flatMap((t) => [t.proxy, t.data]),
+    (uri, i) =>
+      uri === undefined
+        ? Promise.resolve(undefined)
+        : about(`target '${cfg.targets[i >> 1].name}' ${i % 2 ? 'data' : 'proxy'}`, () =>
+            openDataset(normalizeUri(uri)),
+          ),
+  );
   const targets: FwTargetRef[] = [];
-  for (const t of cfg.targets) {
+  for (const [j, t] of cfg.targets.entries()) {
     const what = `target '${t.name}'`;
-    const head = await about(`${what} head`, () => Checkpoint.open(normalizeUri(t.head)));
+    const head = unwrap(heads[j]);
     if (!head.has('weight')) bad(`${what}: head ${head.uri} has no 'weight' [classes, dim] tensor`);
     const hw = head.info('weight').shape;
     if (hw.length !== 2 || hw[1] !== config0.projectionDim)
@@ -72,8 +91,8 @@ export async function planFrankWolfe(config: FrankWolfeConfig, runId: string, wo
         `${what}: head ${head.uri} is for ${hw[1]}-dim embeddings (weight [${hw}]) but the encoder projects to ${config0.projectionDim}; use the head trained on this encoder`,
       );
     const proxyLabels = p.objective === 'cross_entropy' || (p.variant === 'soft' && p.step_objective === 'proxy');
-    const proxy = t.proxy ? await openData(`${what} proxy`, t.proxy, proxyLabels) : undefined;
-    const data = t.data ? await openData(`${what} data`, t.data, false) : undefined;
+    const proxy = t.proxy ? checkData(`${what} proxy`, t.proxy, unwrap(sets[2 * j]), proxyLabels) : undefined;
+    const data = t.data ? checkData(`${what} data`, t.data, unwrap(sets[2 * j + 1]), false) : undefined;
     targets.push({
       name: t.name,
       head: head.uri,

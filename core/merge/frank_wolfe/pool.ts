@@ -9,6 +9,7 @@ import { dirnameUri, storeFor } from '../../store';
 import { InputMismatchError } from '../../pipeline/plan';
 import type { FwCandidate } from './run_types';
 import { START_CANDIDATE } from './run_types';
+import { openedInParallel } from './open_parallel';
 
 const SHARD = /\/model-\d+-of-\d+\.safetensors$/;
 
@@ -73,15 +74,16 @@ export async function checkPool(
   const warnings: string[] = [];
   const out: FwCandidate[] = [];
   const byFiles = new Map<string, string>();
-  for (const c of pool) {
+  // every header at once (over S3 each is a round trip); checked below in pool order, as one by one
+  const opened = await openedInParallel(pool, (c) =>
+    c.name === START_CANDIDATE ? Promise.resolve(undefined) : Checkpoint.open(c.uri),
+  );
+  for (const [i, c] of pool.entries()) {
     if (c.name === START_CANDIDATE)
       throw new InputMismatchError(`candidate '${c.name}': that name is kept for FW-Hard's start; rename it`);
-    let ck: Checkpoint;
-    try {
-      ck = await Checkpoint.open(c.uri);
-    } catch (e) {
-      throw new InputMismatchError(`candidate '${c.name}' (${c.uri}): ${(e as Error).message}`);
-    }
+    const o = opened[i];
+    if ('error' in o) throw new InputMismatchError(`candidate '${c.name}' (${c.uri}): ${(o.error as Error).message}`);
+    const ck = o.value!;
     const files = ck.files.map((f) => f.uri).join('\n');
     const same = byFiles.get(files);
     if (same !== undefined)

@@ -72,33 +72,36 @@ export async function publishFrankWolfe(p: FwPublishInput): Promise<FwPublished>
   const targets = plan.targets.map((t) => t.name);
   const candidates = [...plan.pool.map((c) => c.name), START_CANDIDATE];
   const selections = at('selections.json');
-  await putObject(
-    selections,
-    json({
-      variant: plan.params.variant,
-      oracle: plan.params.oracle,
-      start: plan.start,
-      pool: plan.pool,
-      targets,
-      tensors: plan.tensors,
-      iterations: records,
-    }),
-  );
-  await putObject(
-    at('objective.json'),
-    json({ targets, objective: records.map((r) => r.objective), perTarget: records.map((r) => r.lossPerTarget) }),
-  );
   const name = `FW-${plan.params.variant === 'hard' ? 'Hard' : 'Soft'} (${plan.params.oracle}-wise), ${plan.runId}`;
   const objPng = at('objective.png');
-  await putObject(objPng, await objectivePng(`${name}: objective f at θt`, targets, records));
   const selPng = at('selection.png');
-  await putObject(selPng, await selectionPng(`${name}: selections`, candidates, selectionRows(plan, records)));
-  if (p.accuracy) await putObject(at('accuracy.json'), json(p.accuracy));
-
-  const inputs = {
-    base: await hashCheckpoint(plan.pretrained),
-    pool: Object.fromEntries(await Promise.all(plan.pool.map(async (c) => [c.name, await hashCheckpoint(c.uri)]))),
-  };
+  // the report files and the inputs' digests are independent: written and read at once (the manifest, the
+  // commit point, goes after all of them)
+  const [inputs] = await Promise.all([
+    (async () => ({
+      base: await hashCheckpoint(plan.pretrained),
+      pool: Object.fromEntries(await Promise.all(plan.pool.map(async (c) => [c.name, await hashCheckpoint(c.uri)]))),
+    }))(),
+    putObject(
+      selections,
+      json({
+        variant: plan.params.variant,
+        oracle: plan.params.oracle,
+        start: plan.start,
+        pool: plan.pool,
+        targets,
+        tensors: plan.tensors,
+        iterations: records,
+      }),
+    ),
+    putObject(
+      at('objective.json'),
+      json({ targets, objective: records.map((r) => r.objective), perTarget: records.map((r) => r.lossPerTarget) }),
+    ),
+    objectivePng(`${name}: objective f at θt`, targets, records).then((png) => putObject(objPng, png)),
+    selectionPng(`${name}: selections`, candidates, selectionRows(plan, records)).then((png) => putObject(selPng, png)),
+    p.accuracy ? putObject(at('accuracy.json'), json(p.accuracy)) : undefined,
+  ]);
   const files = [...p.files, 'selections.json', 'objective.json', 'objective.png', 'selection.png'];
   if (p.accuracy) files.push('accuracy.json');
   const manifestUri = at('mergeflow.manifest.json');
