@@ -8,7 +8,7 @@
  */
 import { stackUnavailable } from '../harness/env';
 import { Bench, figure, Figure } from '../harness/types';
-import { adamergingRunChild } from '../harness/adamerging_child';
+import { adamergingRunChild } from '../harness/run_child';
 
 /** The fields of bench/adamerging_run.ts's JSON summary used here. */
 interface RunSummary {

@@ -36,7 +36,7 @@ import { writeTensors } from '../../core/safetensors';
 import { RECIPES } from '../../core/suite/recipe';
 import { initParams, ParamValues } from '../../core/suite/train';
 import { backendDevice, initBackend, installedBackends } from '../../core/tensor/backend';
-import { median } from '../harness/env';
+import { median, torchUnavailable } from '../harness/env';
 import { Bench, figure, Figure } from '../harness/types';
 
 const TASKS = 8;
@@ -280,11 +280,7 @@ export const bench: Bench = {
   name: 'adamerging_step',
   description: `one layer-wise AdaMerging step (${TASKS} tasks × ${BATCH} images, suite full-size ViT) per tfjs backend vs PyTorch CPU`,
   async unavailable() {
-    const r = spawnSync(PYTHON, ['-c', 'import torch, safetensors'], { encoding: 'utf8' });
-    if (r.error) return `${PYTHON} not found (MERGEFLOW_PYTHON names another)`;
-    if (r.status !== 0)
-      return `PyTorch is not installed for ${PYTHON} (pip install torch safetensors); it is the baseline`;
-    return undefined;
+    return torchUnavailable(PYTHON);
   },
   async run({ dir, quick, log }): Promise<Figure[]> {
     const suite = process.env.MERGEFLOW_BENCH_SUITE;

@@ -14,22 +14,17 @@ import { runFrankWolfeLocal } from '../../core/merge/frank_wolfe/local_run';
 import { TINY, writeAdaFixture } from '../../core/synthetic_adamerging';
 import { RECIPES } from '../../core/suite/recipe';
 import { backendDevice, initBackend, installedBackends } from '../../core/tensor/backend';
-import { median } from '../harness/env';
+import { median, torchUnavailable } from '../harness/env';
 import { Bench, figure, Figure } from '../harness/types';
 import { clipVisionParamShapes } from '../../core/models/clip_vit';
 import { readClipVisionConfig } from '../../core/models/clip_vit_load';
-import { spawnSync } from 'node:child_process';
 import { PYTHON, runTorchFw, writeFwProblem } from '../fw_torch';
 
 export const bench: Bench = {
   name: 'fw_iteration',
   description: 'one FW-Hard iteration (task-wise, cross-entropy proxy) in process per tfjs backend vs PyTorch CPU',
   async unavailable() {
-    const r = spawnSync(PYTHON, ['-c', 'import torch, safetensors'], { encoding: 'utf8' });
-    if (r.error) return `${PYTHON} not found (MERGEFLOW_PYTHON names another)`;
-    if (r.status !== 0)
-      return `PyTorch is not installed for ${PYTHON} (pip install torch safetensors); it is the baseline`;
-    return undefined;
+    return torchUnavailable(PYTHON);
   },
   async run({ dir, quick, log }): Promise<Figure[]> {
     const o = quick

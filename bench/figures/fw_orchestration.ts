@@ -11,7 +11,8 @@
  * 3 iterations of 8 rows.
  */
 import { stackUnavailable } from '../harness/env';
-import { fwRunChild } from '../harness/fw_child';
+import { fwRunChild } from '../harness/run_child';
+import { overheadFigures } from '../harness/overhead';
 import { Bench, figure, Figure } from '../harness/types';
 
 interface FwRunSummary {
@@ -20,8 +21,6 @@ interface FwRunSummary {
   timings: Record<string, number>;
   split: { gradient: number; oracle: number; update: number; orchestration: number; wall: number; activities: number };
 }
-
-const GOAL = 5;
 
 export const bench: Bench = {
   name: 'fw_orchestration',
@@ -43,24 +42,13 @@ export const bench: Bench = {
     );
     const tag = `hard.task.${quick ? 'tiny.4x8.3it.quick' : 'mini8.8x100.10it'}`;
     return [
-      figure({
-        name: `orchestration.fw.workflow_wall.${tag}`,
-        value: wall,
-        unit: 's',
-        baseline: "wall of the iterations' gradient, oracle and update phases (same run)",
-        baseline_value: work,
-        goal: `orchestration <= ${GOAL} % of wall (ratio <= ${(1 / (1 - GOAL / 100)).toFixed(4)})`,
-        check: (_v, ratio) => ratio !== null && 1 - 1 / ratio <= GOAL / 100,
-      }),
-      figure({
-        name: `orchestration.fw.share_of_wall.${tag}`,
-        value: 100 * (1 - work / wall),
-        unit: '%',
-        baseline: null,
-        baseline_value: null,
-        goal: `value <= ${GOAL}`,
-        check: (v) => v <= GOAL,
-      }),
+      ...overheadFigures(
+        'orchestration.fw',
+        tag,
+        wall,
+        work,
+        "wall of the iterations' gradient, oracle and update phases (same run)",
+      ),
       figure({
         name: `orchestration.fw.between_phases.${tag}`,
         value: r.split.orchestration,

@@ -10,8 +10,9 @@
  * dominates).
  */
 import { stackUnavailable } from '../harness/env';
+import { overheadFigures } from '../harness/overhead';
 import { Bench, figure, Figure } from '../harness/types';
-import { adamergingRunChild } from '../harness/adamerging_child';
+import { adamergingRunChild } from '../harness/run_child';
 
 /** What bench/adamerging_run.ts prints (the fields used here). */
 interface RunSummary {
@@ -32,8 +33,6 @@ async function adamergingRun(args: string[], log: (line: string) => void): Promi
   log(`adamerging_run ${args.join(' ')}: done`);
   return r;
 }
-
-const GOAL = 5;
 
 export const bench: Bench = {
   name: 'orchestration',
@@ -60,26 +59,14 @@ export const bench: Bench = {
         `scheduling ${r.schedulingSecondsPerEpoch.toFixed(3)} s/epoch; activities: ${JSON.stringify(r.timings)}`,
     );
     const tag = `layer.${o.tasks}x${o.batch}.${o.steps}steps${quick ? '.quick' : ''}`;
-    const share = 100 * (1 - r.stepSeconds / wall);
     return [
-      figure({
-        name: `orchestration.adamerging.workflow_wall.${tag}`,
-        value: wall,
-        unit: 's',
-        baseline: 'sum of the time inside optimiser steps (same run)',
-        baseline_value: r.stepSeconds,
-        goal: `orchestration <= ${GOAL} % of wall (ratio <= ${(1 / (1 - GOAL / 100)).toFixed(4)})`,
-        check: (_v, ratio) => ratio !== null && 1 - 1 / ratio <= GOAL / 100,
-      }),
-      figure({
-        name: `orchestration.adamerging.share_of_wall.${tag}`,
-        value: share,
-        unit: '%',
-        baseline: null,
-        baseline_value: null,
-        goal: `value <= ${GOAL}`,
-        check: (v) => v <= GOAL,
-      }),
+      ...overheadFigures(
+        'orchestration.adamerging',
+        tag,
+        wall,
+        r.stepSeconds,
+        'sum of the time inside optimiser steps (same run)',
+      ),
       figure({
         name: `orchestration.adamerging.share_of_epochs.${tag}`,
         value: 100 * r.orchestrationOfEpochs,

@@ -1,4 +1,5 @@
 /** What the benches that use the stack share: its settings, a unique S3 prefix, a reachability check. */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { applyStackEnv } from '../../infra/stack';
@@ -46,4 +47,13 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Why a bench whose baseline is PyTorch cannot run here (python or torch missing), or undefined. */
+export function torchUnavailable(python: string): string | undefined {
+  const r = spawnSync(python, ['-c', 'import torch, safetensors'], { encoding: 'utf8' });
+  if (r.error) return `${python} not found (MERGEFLOW_PYTHON names another)`;
+  if (r.status !== 0)
+    return `PyTorch is not installed for ${python} (pip install torch safetensors); it is the baseline`;
+  return undefined;
 }

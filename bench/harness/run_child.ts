@@ -1,11 +1,14 @@
-/** Runs dist/bench/adamerging_run.js (it starts its own worker) as a child and reads the JSON summary it prints. */
+/**
+ * Runs a script of dist/bench (adamerging_run.js, fw_run.js: each starts its own worker) as a child and reads
+ * the JSON summary it prints.
+ */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 
-export function adamergingRunChild<T>(args: string[]): Promise<T> {
-  const script = path.resolve(__dirname, '..', 'adamerging_run.js');
+export function benchRunChild<T>(script: string, args: string[]): Promise<T> {
+  const file = path.resolve(__dirname, '..', script);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -21,9 +24,12 @@ export function adamergingRunChild<T>(args: string[]): Promise<T> {
           .filter((l) => !/already registered/.test(l))
           .slice(-3)
           .join(' | ');
-        return reject(new Error(`adamerging_run ${args.join(' ')} exited ${code}: ${why}`));
+        return reject(new Error(`${script} ${args.join(' ')} exited ${code}: ${why}`));
       }
       resolve(JSON.parse(out.slice(from, to + 2)) as T);
     });
   });
 }
+
+export const adamergingRunChild = <T>(args: string[]): Promise<T> => benchRunChild<T>('adamerging_run.js', args);
+export const fwRunChild = <T>(args: string[]): Promise<T> => benchRunChild<T>('fw_run.js', args);
