@@ -8,7 +8,7 @@ import { ComposedFile, composeFile, PartRange } from './compose_file';
 import { composeSharded, removeOtherLayout } from './publish_sharded';
 import { Progress } from './inputs';
 import { VERSION } from '../version';
-import { pool } from '../store/s3_parts';
+import { pool, REQUESTS_AT_ONCE } from '../store/s3_parts';
 
 export interface FileHash {
   uri: string;
@@ -113,8 +113,8 @@ export async function clearWork(plan: Pick<MergePlan, 'workPrefix'>, progress?: 
   await store.abortUploads(plan.workPrefix);
   const uris = await store.list(plan.workPrefix);
   let done = 0;
-  // 16 at a time: over S3 each delete is a round trip, and an FW run leaves a few per iteration and target
-  await pool(uris, 16, async (uri) => {
+  // several at a time: over S3 each delete is a round trip, and an FW run leaves a few per iteration and target
+  await pool(uris, REQUESTS_AT_ONCE, async (uri) => {
     await store.delete(uri);
     await progress?.(++done, uris.length, 'clearing work');
   });

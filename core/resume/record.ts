@@ -5,7 +5,7 @@
  */
 import { putObject, readJson, storeFor } from '../store';
 import { NotFoundError } from '../store/types';
-import { pool } from '../store/s3_parts';
+import { pool, REQUESTS_AT_ONCE } from '../store/s3_parts';
 
 export interface InputPin {
   uri: string;
@@ -35,10 +35,10 @@ export function runRecordUri(workPrefix: string): string {
   return `${workPrefix}run.json`;
 }
 
-/** Every input's size and version, stat'ed 16 at a time (over S3 each stat is a round trip). */
+/** Every input's size and version, stat'ed REQUESTS_AT_ONCE at a time (over S3 each stat is a round trip). */
 export async function pinInputs(files: readonly string[]): Promise<InputPin[]> {
   const uris = [...new Set(files)];
-  const stats = await pool(uris, 16, (uri) => storeFor(uri).stat(uri));
+  const stats = await pool(uris, REQUESTS_AT_ONCE, (uri) => storeFor(uri).stat(uri));
   return uris.map((uri, i) => {
     const st = stats[i];
     if (!st) throw new NotFoundError(`${uri}: input not found`);

@@ -75,6 +75,9 @@ export function copyPlan(headBytes: number, segments: readonly Segment[], base: 
   return out;
 }
 
+/** Small requests (stats, header reads, deletes) in flight at once: enough to hide S3's round trip, few enough for pools of hundreds. */
+export const REQUESTS_AT_ONCE = 16;
+
 /**
  * Map over items with at most `limit` calls in flight; results in input order. After a failure no new call
  * starts, and the first error is thrown once the running ones have ended (no call is left running unobserved).

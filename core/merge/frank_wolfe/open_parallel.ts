@@ -2,10 +2,7 @@
  * Opening many headers at once while planning (over S3 each is a round trip), with every outcome kept, so the
  * checks that follow can still take the items in order and report the first problem in that order.
  */
-import { pool } from '../../store/s3_parts';
-
-/** Headers opened at once: enough to hide S3's latency, few enough for a pool of hundreds. */
-const OPEN_AT_ONCE = 16;
+import { pool, REQUESTS_AT_ONCE } from '../../store/s3_parts';
 
 export type Opened<T> = { value: T } | { error: unknown };
 
@@ -13,7 +10,7 @@ export function openedInParallel<I, T>(
   items: readonly I[],
   open: (item: I, i: number) => Promise<T>,
 ): Promise<Opened<T>[]> {
-  return pool(items, OPEN_AT_ONCE, (item, i) =>
+  return pool(items, REQUESTS_AT_ONCE, (item, i) =>
     open(item, i).then(
       (value): Opened<T> => ({ value }),
       (error: unknown): Opened<T> => ({ error }),
