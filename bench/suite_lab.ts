@@ -21,7 +21,7 @@ import { writeHead, writeModel } from '../core/suite/io';
 import { TaskOutput } from '../core/suite/jobs';
 import { openSuite, SUITE_FILE, SUITE_FORMAT, SUITE_VERSION } from '../core/suite/manifest';
 import { JobPool } from '../core/suite/pool';
-import { headsKind, RECIPES, SuiteRecipe } from '../core/suite/recipe';
+import { headKeyFor, headsKind, RECIPES, SuiteRecipe } from '../core/suite/recipe';
 import { suiteValidity, validityMarkdown } from '../core/suite/validity';
 import { deepMerge, opt } from './harness/args';
 
@@ -124,6 +124,7 @@ async function main(): Promise<void> {
           headLogitScale: recipe.headLogitScale,
           headCentre: recipe.headCentre,
           headMix: recipe.headMix,
+          headKey: headKeyFor(recipe, d.task),
           recipe: recipe.finetune,
           seed: m.seed,
         })) as TaskOutput;

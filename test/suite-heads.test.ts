@@ -2,7 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rngFor } from '../core/data/rng';
+import { headKeyFor } from '../core/suite/recipe';
 import { mixedHead, prototypeHead } from '../core/suite/train';
+import { taskByName } from '../core/data/tasks';
 
 const dim = 16;
 const classes = 3;
@@ -39,4 +41,20 @@ test('mixed heads: unit rows, seeded, closer to the prototypes the larger the mi
   const c = mixedHead(proto, 0.3, rngFor(0, 'head-mix', 'other task'));
   assert.deepEqual(a.weight, b.weight);
   assert.notDeepEqual(a.weight, c.weight);
+});
+
+test('mixed heads keyed by task (suite default) or by label space (the measured lab variant)', () => {
+  const [digits, rot90, fashion] = ['digits', 'digits-rot90', 'fashion'].map((n) => taskByName(n));
+  // default: every task draws its own directions
+  assert.equal(headKeyFor({}, digits), 'digits');
+  assert.notEqual(headKeyFor({ headMixKey: 'task' }, digits), headKeyFor({ headMixKey: 'task' }, rot90));
+  // 'labels': tasks that name the same classes share them, others do not
+  const key = (t: typeof digits) => headKeyFor({ headMixKey: 'labels' }, t);
+  assert.equal(key(digits), key(rot90));
+  assert.notEqual(key(digits), key(fashion));
+  const { emb, labels } = embeddings(60);
+  const proto = prototypeHead(emb, labels, classes, dim, Math.log(10));
+  const a = mixedHead(proto, 0.3, rngFor(0, 'head-mix', key(digits)));
+  const b = mixedHead(proto, 0.3, rngFor(0, 'head-mix', key(rot90)));
+  assert.deepEqual(a.weight, b.weight);
 });

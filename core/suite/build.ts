@@ -20,7 +20,7 @@ import { joinUri, putObject, sha256Of, storeFor } from '../store';
 import type { BackendChoice } from '../tensor/backend';
 import { VERSION } from '../version';
 import { SUITE_FILE, SUITE_FORMAT, SUITE_VERSION, SuiteManifest, suiteFolder, SuiteTask } from './manifest';
-import { headsKind, RECIPES, SuiteRecipe } from './recipe';
+import { headKeyFor, headsKind, RECIPES, SuiteRecipe } from './recipe';
 import { writeHead, writeModel } from './io';
 import { pretextSet, PRETEXT_DESCRIPTIONS } from './pretext';
 import { JobPool } from './pool';
@@ -172,6 +172,7 @@ export async function buildSuite(out: string, opts: SuiteBuildOptions = {}): Pro
             headLogitScale: recipe.headLogitScale,
             headCentre: recipe.headCentre,
             headMix: recipe.headMix,
+            headKey: headKeyFor(recipe, d.task),
             recipe: recipe.finetune,
             seed,
           },

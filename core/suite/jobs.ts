@@ -55,6 +55,8 @@ export interface TaskJob {
   headCentre?: boolean;
   /** Prototype weight in the head rows (SuiteRecipe.headMix); undefined: pure prototypes. */
   headMix?: number;
+  /** What seeds the random part of the mixed head (default: the task's name). */
+  headKey?: string;
   recipe: TrainRecipe;
   seed: number;
 }
@@ -112,7 +114,7 @@ export function runTask(job: TaskJob, onStep?: StepReport): TaskOutput {
     );
     head = prototypeHead(emb, job.headSet.labels, job.classes, c.projectionDim, job.headLogitScale, job.headCentre);
     if (job.headMix !== undefined && job.headMix < 1)
-      head = mixedHead(head, job.headMix, rngFor(job.seed, 'head-mix', job.task));
+      head = mixedHead(head, job.headMix, rngFor(job.seed, 'head-mix', job.headKey ?? job.task));
   } finally {
     disposeParams(p);
   }

@@ -39,6 +39,11 @@ export interface SuiteRecipe {
    * core/suite/README.md, "Suite v3").
    */
   headMix?: number;
+  /**
+   * What seeds each head's random directions: 'task' (suite v3: every task its own) or 'labels' (tasks that
+   * name the same classes share them, as CLIP's text prompts are the same for every task with those classes).
+   */
+  headMixKey?: 'task' | 'labels';
   /** log of the scale of the pretext head used while pretraining. */
   pretextLogitScale: number;
   /** Train rows per task fed to the pooled pretraining data. */
@@ -131,4 +136,12 @@ export function hfConfigJson(c: ClipVisionConfig): Record<string, unknown> {
     hidden_act: c.hiddenAct,
     torch_dtype: 'float32',
   };
+}
+
+/** The key that seeds a task's mixed-head directions (TaskJob.headKey): its name, or its class names. */
+export function headKeyFor(
+  recipe: Pick<SuiteRecipe, 'headMixKey'>,
+  task: { name: string; classNames: readonly string[] },
+): string {
+  return recipe.headMixKey === 'labels' ? `labels:${task.classNames.join('|')}` : task.name;
 }
