@@ -170,7 +170,7 @@ describe('mini-8 suite (small)', () => {
     const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     assert.match(
       md,
-      /\| Method \| digits \| fashion \| digits-rot90 \| fashion-groups \| digits-parity \| fashion-vflip \| fashion-zoom \| digits-edges \| Avg\. \|/,
+      /\| Method \| digits \| fashion \| digits-rot90 \| fashion-groups \| fashion-vflip \| digits-noise \| fashion-zoom \| digits-edges \| Avg\. \|/,
     );
     assert.match(md, /\| Task Arithmetic \|( \d+\.\d \|){8} \*\*\d+\.\d\*\* \|/);
     const png = fs.readFileSync(path.join(out, 'report.png'));
