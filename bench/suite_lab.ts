@@ -27,13 +27,15 @@ import { deepMerge, opt } from './harness/args';
 
 /**
  * A build stopped after pretraining has data/ and models/pretrained but no suite.json: write a minimal one
- * (seed 0, full recipe) so the folder can serve as FROM.
+ * (--seed, the full recipe with the pretrained model's own config, as a recipe variant may have changed it)
+ * so the folder can serve as FROM.
  */
 async function ensureManifest(from: string): Promise<string> {
   const dir = path.resolve(from);
   if (fs.existsSync(path.join(dir, SUITE_FILE))) return dir;
   const seed = Number(opt('seed') ?? 0);
-  const recipe = RECIPES.full;
+  const model = await readClipVisionConfig(`file://${path.join(dir, 'models', 'pretrained')}`);
+  const recipe: SuiteRecipe = { ...RECIPES.full, model };
   const tasks = TASKS.map((t) => ({
     name: t.name,
     kind: t.kind,
