@@ -16,6 +16,7 @@ import { loadSource } from '../core/data/sources';
 import { Checkpoint } from '../core/safetensors';
 import { clipVisionParamShapes } from '../core/models/clip_vit';
 import { readClipVisionConfig } from '../core/models/clip_vit_load';
+import { normalizeUri } from '../core/store/uri';
 import { canonicalRows } from '../core/suite/build';
 import { writeHead, writeModel } from '../core/suite/io';
 import { TaskOutput } from '../core/suite/jobs';
@@ -34,7 +35,7 @@ async function ensureManifest(from: string): Promise<string> {
   const dir = path.resolve(from);
   if (fs.existsSync(path.join(dir, SUITE_FILE))) return dir;
   const seed = Number(opt('seed') ?? 0);
-  const model = await readClipVisionConfig(`file://${path.join(dir, 'models', 'pretrained')}`);
+  const model = await readClipVisionConfig(normalizeUri(path.join(dir, 'models', 'pretrained')));
   const recipe: SuiteRecipe = { ...RECIPES.full, model };
   const tasks = TASKS.map((t) => ({
     name: t.name,
