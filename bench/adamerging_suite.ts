@@ -5,9 +5,12 @@
  *
  *   node dist/bench/adamerging_suite.js SUITE [--granularity layer|task] [--steps 500] [--ties 0.2]
  *        [--batch 16] [--lr 1e-3] [--limit 1000] [--every 100] [--out DIR] [--supervised]
+ *        [--init 0.3] [--from OUT/lambda.json]
  *
  * --supervised replaces the entropy by cross-entropy with the test labels: not AdaMerging, but an upper bound
  * of what learning these coefficients can reach on the suite (is a shortfall the suite's or the objective's?).
+ * Every run writes its final λ to OUT/lambda.json; --from starts another run there (e.g. entropy from the
+ * supervised end point: does entropy minimisation stay at the labels' optimum or leave it?).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
@@ -61,6 +64,10 @@ async function main(): Promise<void> {
   const lr = Number(opt('lr', String(ADAM_DEFAULTS.lr)));
   const out = opt('out') ?? fs.mkdtempSync(path.join(os.tmpdir(), 'adamerging-'));
   const checkpoints: { step: number; lambda: Float32Array }[] = [];
+  const fromFile = opt('from');
+  const from = fromFile
+    ? { step: 0, lambda: Float32Array.from(JSON.parse(fs.readFileSync(fromFile, 'utf8')).lambda as number[]) }
+    : undefined;
   const r = await runAdaMergingLocal({
     pretrained: suite.pretrained,
     tasks: adaMergingTasks(suite),
@@ -71,6 +78,8 @@ async function main(): Promise<void> {
     tiesKeep: ties === undefined ? undefined : Number(ties),
     objective: process.argv.includes('--supervised') ? crossEntropy : undefined,
     optimizer: adamOptimizer({ lr }),
+    init: opt('init') === undefined ? undefined : Number(opt('init')),
+    from,
     onStep: ({ step, lossPerTask, lambda, seconds }) => {
       const s = step + 1;
       if (s % 10 === 0 || s === 1)
@@ -96,6 +105,7 @@ async function main(): Promise<void> {
       `\nλ per task (mean): ${r.summary.map((s) => `${s.task} ${s.mean.toFixed(3)}`).join(', ')}\n` +
       `time per step: ${mean.toFixed(3)} s (mean of steps 2..${steps})\n`,
   );
+  fs.writeFileSync(path.join(out, 'lambda.json'), JSON.stringify({ lambda: Array.from(r.lambda) }));
   fs.writeFileSync(
     path.join(out, 'adamerging.json'),
     JSON.stringify({ granularity, steps, lr, ties, result: e, summary: r.summary, losses: r.losses }, null, 1),
