@@ -116,7 +116,8 @@ export function demoCommand(): Command {
       '--adamerging-steps <n>',
       'Adam steps of the layer-wise AdaMerging row (0 leaves the row out)',
       intArg('--adamerging-steps'),
-      200,
+      // suite v5's four-layer steps take ~1.5 s in the demo's process: 100 keep the demo within 5 minutes
+      100,
     )
     .option('--validity', 'also run the suite validity check (entropy vs error over 19 merges; a few minutes)', false)
     .option('--out <dir>', 'folder for report.md, report.json, report.png (default .mergeflow/demo)')

@@ -73,16 +73,21 @@ const base = (over: Partial<ClipVisionConfig>): ClipVisionConfig => ({
 export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
   full: {
     size: 'full',
-    model: base({}),
+    // suite v5: four layers and a projection of 256 (the heads' space), so the targets' random head rows overlap
+    // half as much as at 64 (core/suite/README.md, "Suite v5")
+    model: base({ numHiddenLayers: 4, projectionDim: 256 }),
     // 1000 steps of 64 images (two data-parallel shards of 32) over the ~96k pooled images
     pretrain: { steps: 1000, batchSize: 64, lr: 2e-3, warmup: 40 },
     // each task: 150 steps of 32 images; earlier layers learn slower (layer-wise decay 0.5)
     finetune: { steps: 150, batchSize: 32, lr: 2e-3, warmup: 10, layerDecay: 0.5 },
     headImagesPerTask: 1000,
-    headLogitScale: Math.log(10),
+    // suite v5: 15 (v2-v4: 10); sharper heads make entropy minimisation's end point better (core/suite/README.md,
+    // "Suite v5")
+    headLogitScale: Math.log(15),
     // suite v3: with pure prototypes, raising one task's coefficient made every other target surer of its own
-    // prototypes, so entropy minimisation shrank the coefficients (core/suite/README.md, "The cause, found")
-    headMix: 0.3,
+    // prototypes, so entropy minimisation shrank the coefficients (core/suite/README.md, "The cause, found");
+    // suite v5: 0.2 (v3-v4: 0.3)
+    headMix: 0.2,
     pretextLogitScale: Math.log(10),
     pretrainRowsPerTask: 4000,
     pretrainShards: 2,
