@@ -81,8 +81,8 @@ export const RECIPES: Readonly<Record<TaskSize, SuiteRecipe>> = {
     // each task: 150 steps of 32 images; earlier layers learn slower (layer-wise decay 0.5)
     finetune: { steps: 150, batchSize: 32, lr: 2e-3, warmup: 10, layerDecay: 0.5 },
     headImagesPerTask: 1000,
-    // suite v5: 15 (v2-v4: 10); sharper heads make entropy minimisation's end point better (core/suite/README.md,
-    // "Suite v5")
+    // suite v5: 15 (v2-v4: 10); sharper heads cost Task Arithmetic 2.3-2.5 points and move AdaMerging's end point
+    // by -0.1 to +0.5, so its share of the gap rises to 47-50 % (core/suite/README.md, "Suite v5")
     headLogitScale: Math.log(15),
     // suite v3: with pure prototypes, raising one task's coefficient made every other target surer of its own
     // prototypes, so entropy minimisation shrank the coefficients (core/suite/README.md, "The cause, found");
